@@ -1,0 +1,50 @@
+# creditcert — `make demo` and `make test` set everything up on a fresh Debian machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# System packages later steps need: CJK fonts for the PDF, HarfBuzz subsetting (fast font
+# embedding in WeasyPrint), poppler's pdfsig/pdftotext/pdffonts for checking real PDFs.
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system-packages demo test bench lint format clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	bash docs/tour.sh
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+lint: setup
+	$(BIN)/ruff check creditcert tests benchmarks
+	$(BIN)/ruff format --check creditcert tests benchmarks
+
+format: setup
+	$(BIN)/ruff format creditcert tests benchmarks
+	$(BIN)/ruff check --fix creditcert tests benchmarks
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,287 @@
+"""The domain catalog: which domains a city reports on, their counting rules, and purposes.
+
+A catalog is data (TOML, docs/catalog.md). It is parsed once into frozen values and identified by
+id, version and a SHA-256 digest over a canonical JSON form of the *resolved* rules, so two files
+that differ only in layout or comments share a digest, and any change of a rule changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CatalogError
+from .vocab import Kind, PenaltyType, Tier
+
+FORMAT = 1
+_CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_RULE_KEYS = {
+    "kinds",
+    "tiers",
+    "excluded_when_alone",
+    "fine_threshold",
+    "window_years",
+    "omit_after_publicity",
+}
+_DOMAIN_KEYS = {"code", "zh", "en", "department", "dataset", "abbr"} | _RULE_KEYS
+_PURPOSE_KEYS = {"zh", "en", "domains", "years", "validity_days"}
+_TOP_KEYS = {"format", "id", "version", "zh", "en", "defaults", "domain", "purpose"}
+MAX_YEARS = 5  # 565号: a report looks back at most five years
+
+
+@dataclass(frozen=True, slots=True)
+class CountingRules:
+    """Which of a domain's records count in a report."""
+
+    kinds: tuple[Kind, ...]
+    tiers: tuple[Tier, ...]
+    excluded_when_alone: tuple[PenaltyType, ...]
+    fine_threshold: int  # yuan
+    window_years: int
+    omit_after_publicity: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    code: str
+    zh: str
+    en: str
+    department: str
+    dataset: str
+    abbr: str
+    rules: CountingRules
+
+
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    code: str
+    zh: str
+    en: str
+    domains: tuple[str, ...]
+    years: int
+    validity_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    id: str
+    version: str
+    zh: str
+    en: str
+    domains: tuple[Domain, ...]
+    purposes: tuple[Purpose, ...]
+    digest: str  # "sha256:<hex>" over canonical_json()
+    source: str  # where it was read from, for messages
+
+    def domain(self, code: str) -> Domain:
+        for d in self.domains:
+            if d.code == code:
+                return d
+        raise CatalogError(f"unknown domain {code!r} in catalog {self.id} ({self.source})")
+
+    def purpose(self, code: str) -> Purpose:
+        for p in self.purposes:
+            if p.code == code:
+                return p
+        known = ", ".join(p.code for p in self.purposes)
+        raise CatalogError(f"unknown purpose {code!r}; this catalog has: {known}")
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(d.code for d in self.domains)
+
+
+def canonical_json(domains: tuple[Domain, ...], purposes: tuple[Purpose, ...], meta: dict) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes the catalog digest is taken over."""
+    body = {
+        **meta,
+        "domains": [asdict(d) for d in domains],
+        "purposes": [asdict(p) for p in purposes],
+    }
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def load(path: str | Path) -> Catalog:
+    """Read and validate a catalog file; every problem is an error naming the file and field."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: catalog file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
+    return parse(raw, source=str(path))
+
+
+def parse(raw: dict[str, Any], *, source: str) -> Catalog:
+    def fail(where: str, message: str) -> CatalogError:
+        return CatalogError(f"{source}: {where}: {message}")
+
+    _no_unknown(raw, _TOP_KEYS, "top level", fail)
+    if raw.get("format") != FORMAT:
+        raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
+    meta = {}
+    for key in ("id", "version", "zh", "en"):
+        meta[key] = _text(raw, key, "top level", fail)
+    defaults = raw.get("defaults", {})
+    _no_unknown(defaults, _RULE_KEYS, "[defaults]", fail)
+
+    entries = raw.get("domain")
+    if not isinstance(entries, list) or not entries:
+        raise fail("[[domain]]", "the catalog defines no domain")
+    domains: list[Domain] = []
+    seen: dict[str, int] = {}
+    datasets: dict[str, str] = {}
+    for i, entry in enumerate(entries, 1):
+        where = f"[[domain]] #{i}"
+        if not isinstance(entry, dict):
+            raise fail(where, "must be a table")
+        code = _text(entry, "code", where, fail)
+        where = f"[[domain]] #{i} ({code})"
+        _no_unknown(entry, _DOMAIN_KEYS, where, fail)
+        if not _CODE.match(code):
+            raise fail(f"{where}.code", "must be a lower-case slug like 'market-regulation'")
+        if code in seen:
+            raise fail(f"{where}.code", f"duplicate domain code, first defined at #{seen[code]}")
+        seen[code] = i
+        dataset = _text(entry, "dataset", where, fail)
+        if not _CODE.match(dataset):
+            raise fail(f"{where}.dataset", "must be a lower-case slug (a file name stem)")
+        if dataset in datasets:
+            raise fail(
+                f"{where}.dataset", f"dataset {dataset!r} already used by {datasets[dataset]}"
+            )
+        datasets[dataset] = code
+        zh = _text(entry, "zh", where, fail)
+        domains.append(
+            Domain(
+                code=code,
+                zh=zh,
+                en=_text(entry, "en", where, fail),
+                department=_text(entry, "department", where, fail),
+                dataset=dataset,
+                abbr=entry.get("abbr", zh[:2]),
+                rules=_rules({**defaults, **entry}, where, fail),
+            )
+        )
+
+    purposes: list[Purpose] = []
+    codes = [d.code for d in domains]
+    for key, entry in raw.get("purpose", {}).items():
+        where = f"[purpose.{key}]"
+        if not _CODE.match(key):
+            raise fail(where, "purpose code must be a lower-case slug")
+        _no_unknown(entry, _PURPOSE_KEYS, where, fail)
+        names = entry.get("domains")
+        if names == "all":
+            chosen = tuple(codes)
+        elif isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            unknown = [n for n in names if n not in seen]
+            if unknown:
+                raise fail(f"{where}.domains", f"unknown domain(s): {', '.join(unknown)}")
+            if len(set(names)) != len(names):
+                raise fail(f"{where}.domains", "lists a domain twice")
+            chosen = tuple(names)
+        else:
+            raise fail(f"{where}.domains", 'must be "all" or a non-empty list of domain codes')
+        purposes.append(
+            Purpose(
+                code=key,
+                zh=_text(entry, "zh", where, fail),
+                en=_text(entry, "en", where, fail),
+                domains=chosen,
+                years=_int(entry, "years", where, fail, 1, MAX_YEARS),
+                validity_days=_int(entry, "validity_days", where, fail, 1, 3660),
+            )
+        )
+    frozen_domains, frozen_purposes = tuple(domains), tuple(purposes)
+    digest = hashlib.sha256(canonical_json(frozen_domains, frozen_purposes, meta)).hexdigest()
+    return Catalog(
+        **meta,
+        domains=frozen_domains,
+        purposes=frozen_purposes,
+        digest=f"sha256:{digest}",
+        source=source,
+    )
+
+
+def as_raw(catalog: Catalog) -> dict[str, Any]:
+    """The catalog back in the TOML-shaped form parse() takes (used to apply a city's overrides)."""
+    domains = []
+    for d in catalog.domains:
+        rules = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(d.rules).items()}
+        fields = {k: getattr(d, k) for k in ("code", "zh", "en", "department", "dataset", "abbr")}
+        domains.append({**fields, **rules})
+    purposes = {
+        p.code: {
+            "zh": p.zh,
+            "en": p.en,
+            "domains": list(p.domains),
+            "years": p.years,
+            "validity_days": p.validity_days,
+        }
+        for p in catalog.purposes
+    }
+    meta = {"id": catalog.id, "version": catalog.version, "zh": catalog.zh, "en": catalog.en}
+    return {"format": FORMAT, **meta, "domain": domains, "purpose": purposes}
+
+
+def _rules(entry: dict[str, Any], where: str, fail) -> CountingRules:
+    return CountingRules(
+        kinds=_enum_list(entry, "kinds", Kind, where, fail, nonempty=True),
+        tiers=_enum_list(entry, "tiers", Tier, where, fail, nonempty=True),
+        excluded_when_alone=_enum_list(entry, "excluded_when_alone", PenaltyType, where, fail),
+        fine_threshold=_int(entry, "fine_threshold", where, fail, 0, 10**9),
+        window_years=_int(entry, "window_years", where, fail, 1, MAX_YEARS),
+        omit_after_publicity=_bool(entry, "omit_after_publicity", where, fail),
+    )
+
+
+def _no_unknown(table: Any, allowed: set[str], where: str, fail) -> None:
+    if not isinstance(table, dict):
+        raise fail(where, "must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise fail(
+            where, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _text(table: dict, key: str, where: str, fail) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"{where}.{key}", f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(table: dict, key: str, where: str, fail, low: int, high: int) -> int:
+    value = table.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise fail(f"{where}.{key}", f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _bool(table: dict, key: str, where: str, fail) -> bool:
+    value = table.get(key)
+    if not isinstance(value, bool):
+        raise fail(f"{where}.{key}", f"must be true or false, got {value!r}")
+    return value
+
+
+def _enum_list(table: dict, key: str, enum, where: str, fail, nonempty: bool = False) -> tuple:
+    value = table.get(key)
+    allowed = ", ".join(m.value for m in enum)
+    if not isinstance(value, list) or (nonempty and not value):
+        raise fail(
+            f"{where}.{key}", f"must be a {'non-empty ' if nonempty else ''}list of: {allowed}"
+        )
+    try:
+        return tuple(enum(v) for v in value)
+    except ValueError:
+        bad = [v for v in value if v not in {m.value for m in enum}]
+        raise fail(f"{where}.{key}", f"unknown value(s) {bad}; allowed: {allowed}") from None

@@ -1,0 +1,370 @@
+"""The `creditcert` command: parse, make one library call, render, set the exit code.
+
+Exit codes: 0 success, 1 a negative answer (an invalid code, rows quarantined), 2 usage or input
+error (the library's CreditcertError).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import codes as codes_mod
+from . import config as config_mod
+from .errors import CreditcertError
+
+app = typer.Typer(
+    help="creditcert: special credit reports (信用代证) for a city's credit centre.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+code_app = typer.Typer(help="Unified social credit codes (GB 32100-2015).", no_args_is_help=True)
+domains_app = typer.Typer(help="The domain catalog.", no_args_is_help=True)
+purposes_app = typer.Typer(help="Purpose presets (上市, 招投标, 融资 …).", no_args_is_help=True)
+sample_app = typer.Typer(help="Deterministic sample data for a city.", no_args_is_help=True)
+data_app = typer.Typer(help="The city's datasets and their index.", no_args_is_help=True)
+app.add_typer(code_app, name="code")
+app.add_typer(domains_app, name="domains")
+app.add_typer(purposes_app, name="purposes")
+app.add_typer(sample_app, name="sample")
+app.add_typer(data_app, name="data")
+
+# Piped output is read by scripts and people alike: keep it wide rather than wrapped at 80.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar=config_mod.HOME_ENV,
+        help="The city's home directory (holds creditcert.toml).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON instead of a table.")]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def _today() -> date:
+    return datetime.now(config_mod.SHANGHAI).date()
+
+
+def _settings(home: Path | None) -> config_mod.Settings:
+    return config_mod.load(home)
+
+
+@app.command()
+def init(
+    city: Annotated[str, typer.Option(help="6-digit GB/T 2260 code of the city, e.g. 210100.")],
+    name: Annotated[str, typer.Option(help="The city's name, e.g. 沈阳市.")],
+    name_en: Annotated[str, typer.Option(help="English name, e.g. Shenyang.")] = "",
+    home: HomeOpt = None,
+) -> None:
+    """Create a city's home: a commented creditcert.toml and a copy of the default catalog."""
+    root = config_mod.resolve_home(home)
+    path = config_mod.init(root, admin_code=city, name=name, name_en=name_en)
+    out.print(f"wrote {path}")
+    out.print(f"wrote {root / 'catalog.toml'} (the default 52-domain catalog; edit to suit)")
+    out.print(f"next: creditcert --home {root} sample generate   (or creditcert ingest …)")
+
+
+@code_app.command("check")
+def code_check(
+    codes: Annotated[list[str], typer.Argument(help="Credit codes to check.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Is each code a well-formed GB 32100 code? Exit 0 when all are, 1 otherwise."""
+    results = [codes_mod.validate(c) for c in codes]
+    if as_json:
+        _print_json(
+            [
+                {
+                    "input": r.raw,
+                    "code": r.code,
+                    "valid": r.well_formed,
+                    "entity_type": r.entity_type,
+                    "problems": [{"reason": p.reason, "message": p.message} for p in r.problems],
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            out.print(f"{r.code} valid" if r.well_formed else f"{r.code} invalid: {r.describe()}")
+    raise typer.Exit(0 if all(r.well_formed for r in results) else 1)
+
+
+@domains_app.command("list")
+def domains_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """The domains of the city's catalog with their counting rules."""
+    catalog = _settings(home).catalog
+    if as_json:
+        _print_json(
+            {
+                "id": catalog.id,
+                "version": catalog.version,
+                "digest": catalog.digest,
+                "domains": [_domain_json(d) for d in catalog.domains],
+            }
+        )
+        return
+    table = Table(title=f"{catalog.zh} · {catalog.id} {catalog.version}")
+    for col in ("#", "code", "领域", "domain", "department", "kinds", "tiers", "threshold"):
+        table.add_column(col)
+    for i, d in enumerate(catalog.domains, 1):
+        r = d.rules
+        table.add_row(
+            str(i),
+            d.code,
+            d.zh,
+            d.en,
+            d.department,
+            ",".join(r.kinds),
+            ",".join(r.tiers),
+            f"{r.fine_threshold}" if r.fine_threshold else "-",
+        )
+    out.print(table)
+    out.print(f"digest {catalog.digest}")
+
+
+def _domain_json(d) -> dict:
+    r = d.rules
+    return {
+        "code": d.code,
+        "zh": d.zh,
+        "en": d.en,
+        "department": d.department,
+        "dataset": d.dataset,
+        "rules": {
+            "kinds": list(r.kinds),
+            "tiers": list(r.tiers),
+            "excluded_when_alone": list(r.excluded_when_alone),
+            "fine_threshold": r.fine_threshold,
+            "window_years": r.window_years,
+            "omit_after_publicity": r.omit_after_publicity,
+        },
+    }
+
+
+@domains_app.command("show")
+def domains_show(code: str, home: HomeOpt = None) -> None:
+    """One domain and its counting rules."""
+    _print_json(_domain_json(_settings(home).catalog.domain(code)))
+
+
+@domains_app.command("validate")
+def domains_validate(path: Path) -> None:
+    """Check a catalog file; prints its id, version and digest, or the first problem found."""
+    from . import catalog as catalog_mod
+
+    c = catalog_mod.load(path)
+    out.print(
+        f"{path}: ok — {c.id} {c.version}, {len(c.domains)} domains, "
+        f"{len(c.purposes)} purposes, {c.digest}"
+    )
+
+
+@purposes_app.command("list")
+def purposes_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Purpose presets: domains, default look-back and validity."""
+    catalog = _settings(home).catalog
+    if as_json:
+        _print_json(
+            [
+                {
+                    "code": p.code,
+                    "zh": p.zh,
+                    "en": p.en,
+                    "domains": list(p.domains),
+                    "years": p.years,
+                    "validity_days": p.validity_days,
+                }
+                for p in catalog.purposes
+            ]
+        )
+        return
+    table = Table()
+    for col in ("code", "用途", "purpose", "domains", "years", "valid days"):
+        table.add_column(col)
+    for p in catalog.purposes:
+        table.add_row(p.code, p.zh, p.en, str(len(p.domains)), str(p.years), str(p.validity_days))
+    out.print(table)
+
+
+@app.command()
+def lookup(
+    code: Annotated[str, typer.Argument(help="The subject's unified social credit code.")],
+    purpose: Annotated[str | None, typer.Option(help="A purpose preset (purposes list).")] = None,
+    domains: Annotated[str | None, typer.Option(help="Comma-separated domain codes.")] = None,
+    all_domains: Annotated[
+        bool, typer.Option("--all", help="Every domain of the catalog.")
+    ] = False,
+    years: Annotated[int | None, typer.Option(help="Look back N years (1-5).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Answer as of this day (default today).")
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What the subject's public credit record holds, domain by domain, for a period."""
+    from . import records
+    from .render_text import print_findings
+    from .store import Store
+
+    settings = _settings(home)
+    request = records.resolve_request(
+        settings.catalog,
+        as_of=_date(as_of, "--as-of") if as_of else _today(),
+        purpose=purpose,
+        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
+        all_domains=all_domains,
+        years=years,
+        start=_date(start, "--from") if start else None,
+        end=_date(end, "--to") if end else None,
+    )
+    with Store(settings.data_dir, settings.catalog) as store:
+        findings = records.lookup(store, settings, code, request)
+    if as_json:
+        _print_json(findings.to_json())
+    else:
+        print_findings(out, findings)
+
+
+def _date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option}: {text!r} is not a date like 2025-06-30")
+
+
+@sample_app.command("generate")
+def sample_generate(
+    subjects: Annotated[int, typer.Option(help="Subjects in the register.")] = 20_000,
+    records: Annotated[int, typer.Option(help="Violation records over all domains.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Same seed, same data.")] = 2025,
+    as_of: Annotated[
+        str | None, typer.Option(help="Data current as of (default yesterday).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Data directory (default: the city's).")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Write a realistic, deterministic city: register and all domain datasets."""
+    import time
+
+    from . import sample
+
+    if subjects < 1 or records < 0:
+        _fail("--subjects must be at least 1 and --records not negative")
+    settings = _settings(home)
+    day = (
+        _date(as_of, "--as-of")
+        if as_of
+        else sample.default_as_of(datetime.now(config_mod.SHANGHAI))
+    )
+    started = time.perf_counter()
+    summary = sample.generate(
+        (out_dir or settings.data_dir).resolve(),
+        settings.catalog,
+        settings.issuer,
+        subjects=subjects,
+        records=records,
+        seed=seed,
+        as_of=day,
+    )
+    out.print(
+        f"wrote {summary.subjects:,} subjects and {summary.records:,} records in "
+        f"{len(summary.per_domain)} domain datasets to {summary.data_dir} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+
+
+@sample_app.command("subjects")
+def sample_subjects(
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Only subjects without any record.")
+    ] = False,
+    with_records: Annotated[
+        bool, typer.Option("--with-records", help="Only subjects with records.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most N codes.")] = 10,
+    home: HomeOpt = None,
+) -> None:
+    """Print registered credit codes, one per line."""
+    from .store import Store
+
+    if clean and with_records:
+        _fail("choose --clean or --with-records, not both")
+    settings = _settings(home)
+    which = True if with_records else False if clean else None
+    with Store(settings.data_dir, settings.catalog) as store:
+        for c in store.subject_codes(with_records=which, limit=limit):
+            out.print(c)
+
+
+@data_app.command("reindex")
+def data_reindex(home: HomeOpt = None) -> None:
+    """Rebuild the lookup index from the Parquet datasets."""
+    from .store import rebuild_index
+
+    settings = _settings(home)
+    rebuild_index(settings.data_dir, settings.catalog)
+    out.print(f"rebuilt {settings.data_dir / 'index.duckdb'}")
+
+
+@data_app.command("status")
+def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Rows and data cut-off of every domain's dataset."""
+    from .store import Store
+
+    settings = _settings(home)
+    rows = []
+    with Store(settings.data_dir, settings.catalog) as store:
+        for d in settings.catalog.domains:
+            try:
+                info = store.dataset_info(d)
+                rows.append((d.code, info.rows, info.data_cutoff.isoformat(), str(info.path)))
+            except CreditcertError as exc:
+                rows.append((d.code, None, None, str(exc)))
+    if as_json:
+        _print_json([{"domain": c, "rows": n, "data_cutoff": t, "path": p} for c, n, t, p in rows])
+        return
+    table = Table()
+    for col in ("domain", "rows", "data cut-off", "file"):
+        table.add_column(col)
+    for c, n, t, p in rows:
+        table.add_row(c, f"{n:,}" if n is not None else "-", t or "-", p)
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: library errors become one clean line on stderr and exit code 2."""
+    try:
+        app()
+    except CreditcertError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""A city's installation: its home directory and the settings in creditcert.toml.
+
+Settings are parsed once into a frozen value (with the catalog loaded and the city's purpose
+overrides applied); everything else receives that value instead of reading files or env vars.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import catalog as catalog_mod
+from .catalog import Catalog
+from .errors import ConfigError
+from .resources import default_catalog_path
+
+CONFIG_NAME = "creditcert.toml"
+HOME_ENV = "CREDITCERT_HOME"
+FORMAT = 1
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # report times are Beijing time
+_ADMIN_CODE = re.compile(r"^\d{6}$")
+
+
+class RepairPolicy(StrEnum):
+    """How records whose credit repair is done appear (565 interpretation vs Decree 36)."""
+
+    SHOW_MARKED = "show-marked"
+    OMIT = "omit"
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    admin_code: str
+    name: str
+    name_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    issuer: Issuer
+    catalog: Catalog
+    data_dir: Path
+    complete_from: date
+    repair_policy: RepairPolicy
+    rate_limit_per_day: int
+
+
+TEMPLATE = """\
+# creditcert city configuration. Every setting is described in docs/config.md.
+format = 1
+
+[issuer]
+admin_code = "{admin_code}"   # GB/T 2260 code of the issuing city
+name = "{name}"
+name_en = "{name_en}"
+
+[data]
+catalog = "catalog.toml"      # domain catalog (relative to this file); edit it to suit the city
+location = "data"             # dataset directory, relative to this file
+complete_from = 2020-09-01    # the centre's data is complete from this day; periods never start earlier
+
+[report]
+# show-marked: repaired records appear marked 已修复 (565号 interpretation);
+# omit: repaired records are left out (Decree 2025 No. 36, in force from 2026-04-01).
+repair_policy = "show-marked"
+rate_limit_per_day = 1        # reports of one purpose per subject per day; 0 = no limit
+
+# Override a purpose preset of the catalog (keys: domains, years, validity_days):
+# [purposes.bidding]
+# years = 2
+# validity_days = 60
+"""
+
+
+def resolve_home(home: str | Path | None) -> Path:
+    """--home wins, then $CREDITCERT_HOME, then the current directory."""
+    return Path(home or os.environ.get(HOME_ENV) or ".").resolve()
+
+
+def init(home: Path, *, admin_code: str, name: str, name_en: str = "") -> Path:
+    """Write a commented default config and a copy of the default catalog into a new home."""
+    if not _ADMIN_CODE.match(admin_code):
+        raise ConfigError(f"--city must be a 6-digit GB/T 2260 code, got {admin_code!r}")
+    path = home / CONFIG_NAME
+    if path.exists():
+        raise ConfigError(f"{path} already exists; refusing to overwrite a city's settings")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "data").mkdir(exist_ok=True)
+    shutil.copyfile(default_catalog_path(), home / "catalog.toml")
+    path.write_text(
+        TEMPLATE.format(admin_code=admin_code, name=name, name_en=name_en or name), encoding="utf-8"
+    )
+    load(home)  # what we wrote must load
+    return path
+
+
+def load(home: str | Path | None = None) -> Settings:
+    """Parse <home>/creditcert.toml; a bad setting is an error naming the file, key and allowed values."""
+    root = resolve_home(home)
+    path = root / CONFIG_NAME
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {CONFIG_NAME} in {root}: run `creditcert init --city CODE --name NAME --home {root}`"
+            f" or point --home / ${HOME_ENV} at a city's home"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {message}")
+
+    _only(raw, {"format", "issuer", "data", "report", "purposes"}, "top level", fail)
+    if raw.get("format") != FORMAT:
+        raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
+    issuer_t = _table(raw, "issuer", fail)
+    _only(issuer_t, {"admin_code", "name", "name_en"}, "issuer", fail)
+    admin_code = _get(issuer_t, "issuer.admin_code", str, fail)
+    if not _ADMIN_CODE.match(admin_code):
+        raise fail("issuer.admin_code", f"must be a 6-digit GB/T 2260 code, got {admin_code!r}")
+    name = _get(issuer_t, "issuer.name", str, fail)
+    issuer = Issuer(admin_code, name, issuer_t.get("name_en", name))
+
+    data_t = _table(raw, "data", fail)
+    _only(data_t, {"catalog", "location", "complete_from"}, "data", fail)
+    location = _get(data_t, "data.location", str, fail)
+    if "://" in location:
+        raise fail("data.location", "remote dataset locations are not supported yet; use a path")
+    complete_from = _get(data_t, "data.complete_from", date, fail)
+    catalog_path = root / _get(data_t, "data.catalog", str, fail)
+    catalog = catalog_mod.load(catalog_path)
+
+    report_t = _table(raw, "report", fail)
+    _only(report_t, {"repair_policy", "rate_limit_per_day"}, "report", fail)
+    policy_raw = _get(report_t, "report.repair_policy", str, fail)
+    try:
+        policy = RepairPolicy(policy_raw)
+    except ValueError:
+        allowed = " or ".join(p.value for p in RepairPolicy)
+        raise fail("report.repair_policy", f"got {policy_raw!r}, allowed: {allowed}") from None
+    rate = _get(report_t, "report.rate_limit_per_day", int, fail)
+    if rate < 0:
+        raise fail("report.rate_limit_per_day", f"must be 0 (no limit) or more, got {rate}")
+
+    catalog = _override_purposes(catalog, raw.get("purposes", {}), fail)
+    return Settings(
+        home=root,
+        issuer=issuer,
+        catalog=catalog,
+        data_dir=(root / location).resolve(),
+        complete_from=complete_from,
+        repair_policy=policy,
+        rate_limit_per_day=rate,
+    )
+
+
+def _override_purposes(catalog: Catalog, overrides: Any, fail) -> Catalog:
+    if not overrides:
+        return catalog
+    if not isinstance(overrides, dict):
+        raise fail("purposes", "must be a table of [purposes.<code>] tables")
+    raw = catalog_mod.as_raw(catalog)
+    for code, change in overrides.items():
+        if code not in raw["purpose"]:
+            known = ", ".join(raw["purpose"])
+            raise fail(f"purposes.{code}", f"no such purpose in the catalog; known: {known}")
+        _only(change, {"domains", "years", "validity_days"}, f"purposes.{code}", fail)
+        raw["purpose"][code].update(change)
+    try:
+        return catalog_mod.parse(raw, source=f"{catalog.source} + {CONFIG_NAME} overrides")
+    except catalog_mod.CatalogError as exc:
+        raise fail("purposes", str(exc)) from None
+
+
+def _table(raw: dict, key: str, fail) -> dict:
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        raise fail(f"[{key}]", "missing table")
+    return value
+
+
+def _only(table: Any, allowed: set[str], where: str, fail) -> None:
+    if not isinstance(table, dict):
+        raise fail(where, "must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise fail(
+            where, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _get(table: dict, dotted: str, kind: type, fail):
+    key = dotted.rsplit(".", 1)[-1]
+    value = table.get(key)
+    if (isinstance(value, bool) and kind is int) or not isinstance(value, kind):
+        expected = {str: "a string", int: "an integer", date: "a date like 2020-09-01"}[kind]
+        raise fail(dotted, f"must be {expected}, got {value!r}")
+    if kind is str and not value.strip():
+        raise fail(dotted, "must not be empty")
+    return value

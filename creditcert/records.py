@@ -1,0 +1,365 @@
+"""What a subject's public credit record holds, domain by domain, for a period.
+
+This is the library call behind lookups and reports. It applies every rule of the field — the
+period clipped to the data-complete date and to each domain's window, revoked decisions, kinds and
+tiers a domain counts, penalties left out when alone, fine thresholds, publicity, the city's repair
+policy — and accounts for every record it leaves out, by reason, so a report can state honestly
+what it covers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from . import codes
+from .catalog import Catalog, CountingRules, Domain
+from .config import RepairPolicy, Settings
+from .errors import RequestError, SubjectError
+from .store import Store, Subject
+from .vocab import Kind, LeftOut, PenaltyType
+
+LOOKUP_FORMAT = "creditcert.lookup/1"
+MAX_YEARS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A closed interval of days."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise RequestError(f"period starts {self.start} after it ends {self.end}")
+
+    def __contains__(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A resolved request: the domains to cover and the period asked for, as of a day."""
+
+    domains: tuple[Domain, ...]
+    period: Period
+    as_of: date
+    purpose: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One counted record with its evidence fields. `repaired` records carry the 已修复 mark."""
+
+    record_id: str
+    kind: Kind
+    tier: str
+    simplified: bool
+    decision_no: str
+    authority: str
+    source_unit: str
+    decision_date: date
+    penalty_types: tuple[PenaltyType, ...]
+    penalty_content: str
+    fine_amount: Decimal | None
+    facts: str
+    legal_basis: str
+    publicity_end: date | None
+    repair_date: date | None
+    disputed: bool
+
+    @property
+    def repaired(self) -> bool:
+        return self.repair_date is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainFindings:
+    domain: Domain
+    period: Period  # the period this domain actually covers
+    clipped_by_window: bool  # True when the domain's window shortened the period
+    data_cutoff: datetime
+    records: tuple[Record, ...]
+    left_out: dict[LeftOut, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.records
+
+
+@dataclass(frozen=True, slots=True)
+class Findings:
+    """The answer to "what does this subject's public credit record hold", with its accounting."""
+
+    subject: Subject
+    code_warnings: tuple[str, ...]
+    purpose: str | None
+    as_of: date
+    requested: Period
+    period: Period  # after clipping to the data-complete date
+    clipped_to_complete_from: bool
+    repair_policy: RepairPolicy
+    catalog: Catalog
+    domains: tuple[DomainFindings, ...]
+
+    @property
+    def data_cutoff(self) -> datetime:
+        """The oldest cut-off among the domains: the report is complete up to here."""
+        return min(d.data_cutoff for d in self.domains)
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON view (docs/lookup-json.md)."""
+        return {
+            "format": LOOKUP_FORMAT,
+            "subject": {
+                "credit_code": self.subject.credit_code,
+                "name": self.subject.name,
+                "entity_type": self.subject.entity_type,
+                "admin_division": self.subject.admin_division,
+                "status": self.subject.status,
+            },
+            "code_warnings": list(self.code_warnings),
+            "purpose": self.purpose,
+            "as_of": self.as_of.isoformat(),
+            "requested": _period_json(self.requested),
+            "period": _period_json(self.period),
+            "clipped_to_complete_from": self.clipped_to_complete_from,
+            "data_cutoff": self.data_cutoff.isoformat(),
+            "repair_policy": self.repair_policy.value,
+            "catalog": {
+                "id": self.catalog.id,
+                "version": self.catalog.version,
+                "digest": self.catalog.digest,
+            },
+            "domains": [_domain_json(d) for d in self.domains],
+        }
+
+
+def _period_json(p: Period) -> dict[str, str]:
+    return {"start": p.start.isoformat(), "end": p.end.isoformat()}
+
+
+def _domain_json(d: DomainFindings) -> dict[str, Any]:
+    return {
+        "code": d.domain.code,
+        "status": "clean" if d.clean else "records",
+        "period": _period_json(d.period),
+        "clipped_by_window": d.clipped_by_window,
+        "data_cutoff": d.data_cutoff.isoformat(),
+        "records": [
+            {
+                "record_id": r.record_id,
+                "kind": r.kind.value,
+                "tier": r.tier,
+                "simplified": r.simplified,
+                "decision_no": r.decision_no,
+                "authority": r.authority,
+                "source_unit": r.source_unit,
+                "decision_date": r.decision_date.isoformat(),
+                "penalty_types": [t.value for t in r.penalty_types],
+                "penalty_content": r.penalty_content,
+                "fine_amount": None if r.fine_amount is None else str(r.fine_amount),
+                "facts": r.facts,
+                "legal_basis": r.legal_basis,
+                "publicity_end": r.publicity_end.isoformat() if r.publicity_end else None,
+                "repaired": r.repaired,
+                "repair_date": r.repair_date.isoformat() if r.repair_date else None,
+                "disputed": r.disputed,
+            }
+            for r in d.records
+        ],
+        "left_out": {reason.value: n for reason, n in d.left_out.items()},
+    }
+
+
+def years_back(as_of: date, years: int) -> date:
+    """First day of the `years`-year period ending on as_of (29 Feb falls back to 28 Feb)."""
+    try:
+        anniversary = as_of.replace(year=as_of.year - years)
+    except ValueError:
+        anniversary = as_of.replace(year=as_of.year - years, day=28)
+    return anniversary + timedelta(days=1)
+
+
+def resolve_request(
+    catalog: Catalog,
+    *,
+    as_of: date,
+    purpose: str | None = None,
+    domains: Sequence[str] | None = None,
+    all_domains: bool = False,
+    years: int | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> Request:
+    """Turn what a user asked for into domains and a period, or say exactly what is wrong."""
+    chosen = [x for x in (purpose is not None, bool(domains), all_domains) if x]
+    if len(chosen) != 1:
+        raise RequestError("choose exactly one of a purpose, a list of domains, or all domains")
+    preset = catalog.purpose(purpose) if purpose is not None else None
+    if preset:
+        picked = tuple(catalog.domain(c) for c in preset.domains)
+    elif all_domains:
+        picked = catalog.domains
+    else:
+        unknown = [c for c in domains if c not in catalog.codes]
+        if unknown:
+            raise RequestError(
+                f"unknown domain(s) {', '.join(unknown)}; `creditcert domains list` shows the codes"
+            )
+        picked = tuple(catalog.domain(c) for c in dict.fromkeys(domains))
+
+    if years is not None and (start is not None or end is not None):
+        raise RequestError("give either a number of years or a from/to period, not both")
+    if start is not None or end is not None:
+        if start is None:
+            raise RequestError("a period needs a start date (--from)")
+        period = Period(start, end or as_of)
+    else:
+        n = years if years is not None else (preset.years if preset else 3)
+        if not 1 <= n <= MAX_YEARS:
+            raise RequestError(f"years must be from 1 to {MAX_YEARS}, got {n}")
+        period = Period(years_back(as_of, n), as_of)
+    if period.end > as_of:
+        raise RequestError(f"period ends {period.end}, after the as-of date {as_of}")
+    earliest = years_back(as_of, MAX_YEARS)
+    if period.start < earliest:
+        raise RequestError(
+            f"period starts {period.start}; a report looks back at most {MAX_YEARS} years "
+            f"(from {earliest})"
+        )
+    return Request(picked, period, as_of, preset.code if preset else None)
+
+
+def find_subject(store: Store, raw_code: str) -> tuple[Subject, tuple[str, ...]]:
+    """The registered subject for a code, and warnings about a legacy code's checksums.
+
+    A malformed or unregistered code is an error: a typo must never yield a clean result.
+    """
+    check = codes.validate(raw_code)
+    if not check.acceptable_if_registered:
+        raise SubjectError(
+            f"{check.code or raw_code!r} is not a valid credit code: {check.describe()}"
+        )
+    subject = store.subject(check.code)
+    if subject is None:
+        extra = f" (and it is not well formed: {check.describe()})" if check.problems else ""
+        raise SubjectError(
+            f"{check.code} is not in the subject register{extra}; "
+            "a report is only issued for a registered subject"
+        )
+    warnings = tuple(
+        f"legacy code accepted because it is registered: {p.message}" for p in check.problems
+    )
+    return subject, warnings
+
+
+def lookup(store: Store, settings: Settings, raw_code: str, request: Request) -> Findings:
+    """Per-domain findings for one registered subject; see the module docstring for the rules."""
+    subject, warnings = find_subject(store, raw_code)
+    if request.period.end < settings.complete_from:
+        raise RequestError(
+            f"period ends {request.period.end}, before the data is complete "
+            f"({settings.complete_from}); nothing can be reported for it"
+        )
+    covered = Period(max(request.period.start, settings.complete_from), request.period.end)
+    rows = store.records(subject.credit_code, request.domains)
+    findings = []
+    for domain in request.domains:
+        window_start = years_back(request.as_of, domain.rules.window_years)
+        period = Period(max(covered.start, window_start), covered.end)
+        counted, left_out = _apply_rules(
+            rows[domain.code], domain.rules, period, request.as_of, settings.repair_policy
+        )
+        findings.append(
+            DomainFindings(
+                domain=domain,
+                period=period,
+                clipped_by_window=window_start > covered.start,
+                data_cutoff=store.dataset_info(domain).data_cutoff,
+                records=counted,
+                left_out=left_out,
+            )
+        )
+    return Findings(
+        subject=subject,
+        code_warnings=warnings,
+        purpose=request.purpose,
+        as_of=request.as_of,
+        requested=request.period,
+        period=covered,
+        clipped_to_complete_from=covered.start != request.period.start,
+        repair_policy=settings.repair_policy,
+        catalog=settings.catalog,
+        domains=tuple(findings),
+    )
+
+
+def _apply_rules(
+    rows: list[dict], rules: CountingRules, period: Period, as_of: date, policy: RepairPolicy
+) -> tuple[tuple[Record, ...], dict[LeftOut, int]]:
+    counted: list[Record] = []
+    left_out: Counter[LeftOut] = Counter()
+    for row in rows:
+        reason = why_left_out(row, rules, period, as_of, policy)
+        if reason is None:
+            counted.append(_record(row, as_of))
+        else:
+            left_out[reason] += 1
+    counted.sort(key=lambda r: (r.decision_date, r.record_id), reverse=True)
+    ordered = {reason: left_out[reason] for reason in LeftOut if left_out[reason]}
+    return tuple(counted), ordered
+
+
+def why_left_out(
+    row: dict, rules: CountingRules, period: Period, as_of: date, policy: RepairPolicy
+) -> LeftOut | None:
+    """The first rule (in LeftOut order) that keeps a record out of the report, or None."""
+    if row["revoked"]:
+        return LeftOut.REVOKED
+    if row["decision_date"] not in period:
+        return LeftOut.OUTSIDE_PERIOD
+    if row["kind"] not in rules.kinds:
+        return LeftOut.KIND_NOT_COUNTED
+    if row["tier"] not in rules.tiers:
+        return LeftOut.TIER_NOT_COUNTED
+    types = set(row["penalty_types"] or ())
+    if row["kind"] == Kind.PENALTY and types and types <= set(rules.excluded_when_alone):
+        return LeftOut.EXCLUDED_PENALTY_ALONE
+    fine_only = types - set(rules.excluded_when_alone) == {PenaltyType.FINE}
+    fine = row["fine_amount"]
+    if fine_only and fine is not None and fine < rules.fine_threshold:
+        return LeftOut.BELOW_FINE_THRESHOLD
+    if rules.omit_after_publicity and row["publicity_end"] and row["publicity_end"] < as_of:
+        return LeftOut.PUBLICITY_ENDED
+    repaired = row["repair_date"] is not None and row["repair_date"] <= as_of
+    if repaired and policy is RepairPolicy.OMIT:
+        return LeftOut.REPAIRED
+    return None
+
+
+def _record(row: dict, as_of: date) -> Record:
+    repair = row["repair_date"] if row["repair_date"] and row["repair_date"] <= as_of else None
+    return Record(
+        record_id=row["record_id"],
+        kind=Kind(row["kind"]),
+        tier=row["tier"],
+        simplified=bool(row["simplified"]),
+        decision_no=row["decision_no"],
+        authority=row["authority"],
+        source_unit=row["source_unit"],
+        decision_date=row["decision_date"],
+        penalty_types=tuple(PenaltyType(t) for t in row["penalty_types"] or ()),
+        penalty_content=row["penalty_content"] or "",
+        fine_amount=row["fine_amount"],
+        facts=row["facts"],
+        legal_basis=row["legal_basis"] or "",
+        publicity_end=row["publicity_end"],
+        repair_date=repair,
+        disputed=bool(row["disputed"]),
+    )

@@ -1,0 +1,64 @@
+"""Terminal rendering of lookup findings (rich). The JSON view lives on the value itself."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .records import Findings
+from .vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES
+
+
+def print_findings(console: Console, f: Findings) -> None:
+    s = f.subject
+    console.print(f"[bold]{s.name}[/]  {s.credit_code}  (entity {s.entity_type}, {s.status})")
+    for w in f.code_warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    clipped = (
+        f" (requested from {f.requested.start}; data complete from {f.period.start})"
+        if f.clipped_to_complete_from
+        else ""
+    )
+    console.print(
+        f"period {f.period.start} – {f.period.end}{clipped} · as of {f.as_of} · "
+        f"data cut-off {f.data_cutoff:%Y-%m-%d %H:%M} · repair policy {f.repair_policy} · "
+        f"catalog {f.catalog.id} {f.catalog.version}"
+        + (f" · purpose {f.purpose}" if f.purpose else "")
+    )
+    summary = Table(show_lines=False)
+    for col in ("domain", "领域", "status", "period", "left out"):
+        summary.add_column(col)
+    for d in f.domains:
+        status = (
+            "[green]未发现违法违规记录[/]"
+            if d.clean
+            else f"[red]{len(d.records)} 条记录 records[/]"
+        )
+        period = f"{d.period.start} – {d.period.end}" + (" (window)" if d.clipped_by_window else "")
+        left = ", ".join(f"{r.value} {n}" for r, n in d.left_out.items()) or "-"
+        summary.add_row(d.domain.code, d.domain.zh, status, period, left)
+    console.print(summary)
+    for d in f.domains:
+        if d.clean:
+            continue
+        table = Table(title=f"{d.domain.zh} / {d.domain.en}", title_justify="left")
+        for col in ("date", "decision no.", "kind", "penalty", "fine (yuan)", "facts", "marks"):
+            table.add_column(col)
+        for r in d.records:
+            marks = [m for m, on in (("已修复", r.repaired), ("异议中", r.disputed)) if on]
+            table.add_row(
+                r.decision_date.isoformat(),
+                r.decision_no,
+                KIND_NAMES[r.kind][0],
+                "、".join(PENALTY_NAMES[t][0] for t in r.penalty_types) or r.penalty_content,
+                f"{r.fine_amount:,.2f}" if r.fine_amount is not None else "",
+                r.facts,
+                " ".join(marks),
+            )
+        console.print(table)
+    counted = sum(len(d.records) for d in f.domains)
+    clean = sum(1 for d in f.domains if d.clean)
+    console.print(f"{len(f.domains)} domains: {clean} clean, {counted} record(s) counted")
+    legend = sorted({r for d in f.domains for r in d.left_out}, key=list(LEFT_OUT_NAMES).index)
+    for r in legend:
+        console.print(f"  left out · {r.value}: {LEFT_OUT_NAMES[r][0]} / {LEFT_OUT_NAMES[r][1]}")

@@ -1,0 +1,362 @@
+"""Deterministic sample data for a city: a subject register and every domain's dataset.
+
+Generation is vectorised: subjects with numpy, records in DuckDB SQL over `range(n)` with
+hash-derived pseudo-random columns, one domain at a time so memory stays bounded by the largest
+domain. The same seed, sizes and as-of date give the same files (for a given DuckDB version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from . import codes
+from .catalog import Catalog
+from .config import SHANGHAI, Issuer
+from .divisions import districts
+from .schema import RECORD_COLUMNS, select_list
+from .store import dataset_path, rebuild_index, subjects_path, write_parquet
+
+# Relative record frequency per domain; domains not listed weigh 1.
+DOMAIN_WEIGHTS = {
+    "market-regulation": 40,
+    "taxation": 26,
+    "transport": 24,
+    "ecology-environment": 16,
+    "urban-management": 12,
+    "work-safety": 10,
+    "fire-safety": 8,
+    "housing-construction": 8,
+    "social-security": 6,
+    "health": 6,
+    "public-security": 5,
+    "culture-tourism": 4,
+    "drug-regulation": 4,
+    "natural-resources": 4,
+    "agriculture": 3,
+    "medical-insurance": 3,
+}
+
+_TRADE_CHARS = list(
+    "恒达盛华鑫瑞祥泰宏源隆兴通明德安嘉和信诚丰凯博远荣昌宇辉佳海天瑞金鼎润永汇创新旭升晟卓"
+)
+_INDUSTRIES = [
+    "科技",
+    "建材",
+    "商贸",
+    "物流",
+    "餐饮管理",
+    "建筑工程",
+    "机械制造",
+    "环保科技",
+    "食品",
+    "医药",
+    "房地产开发",
+    "化工",
+    "电子",
+    "汽车销售",
+    "文化传媒",
+    "农业开发",
+    "物业管理",
+    "装饰工程",
+    "信息技术",
+    "能源",
+]
+_FORMS = ["有限公司", "有限责任公司", "股份有限公司", "(集团)有限公司"]
+_SHOPS = ["餐馆", "便利店", "五金店", "理发店", "汽车修理部", "水果店", "服装店", "烧烤店", "药店"]
+_CROPS = ["蔬菜", "水稻", "玉米", "食用菌", "生猪养殖", "果树"]
+_ORGS = ["行业协会", "商会", "职业培训学校", "公益基金会", "研究中心"]
+
+_FACTS = [
+    "未按规定公示年度报告",
+    "超出核准登记的经营范围从事经营活动",
+    "未按期办理纳税申报和报送纳税资料",
+    "违反规定排放大气污染物",
+    "未落实安全生产主体责任",
+    "消防设施、器材未保持完好有效",
+    "车辆超限超载运输",
+    "未取得施工许可证擅自施工",
+    "销售不符合食品安全标准的食品",
+    "未按规定为职工缴纳社会保险费",
+    "占用城市道路从事经营活动",
+    "未按规定建立安全生产教育培训档案",
+    "发布虚假违法广告",
+    "未依法履行环境影响评价程序",
+    "违规处置建筑垃圾",
+    "无证经营",
+]
+_LAWS = [
+    "中华人民共和国行政处罚法",
+    "中华人民共和国安全生产法",
+    "中华人民共和国税收征收管理法",
+    "中华人民共和国大气污染防治法",
+    "中华人民共和国消防法",
+    "中华人民共和国食品安全法",
+    "中华人民共和国道路运输条例",
+    "中华人民共和国广告法",
+    "城市市容和环境卫生管理条例",
+]
+
+# Penalty combinations for administrative penalties, with weights (per 100).
+_PENALTY_MIX = [
+    (["warning"], 14),
+    (["fine"], 44),
+    (["warning", "fine"], 10),
+    (["fine", "confiscation"], 10),
+    (["criticism"], 5),
+    (["fine", "license-suspension"], 5),
+    (["fine", "production-suspension"], 4),
+    (["license-revocation"], 2),
+    (["fine", "qualification-downgrade"], 3),
+    (["closure"], 1),
+    (["fine", "practice-restriction"], 2),
+]
+_PENALTY_ZH = {
+    "warning": "警告",
+    "criticism": "通报批评",
+    "confiscation": "没收违法所得",
+    "license-suspension": "暂扣许可证",
+    "license-revocation": "吊销许可证",
+    "qualification-downgrade": "降低资质等级",
+    "production-suspension": "责令停产停业",
+    "closure": "责令关闭",
+    "practice-restriction": "限制从业",
+    "detention": "行政拘留",
+    "other": "查封、扣押财物",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSummary:
+    subjects: int
+    records: int
+    per_domain: dict[str, int]
+    data_dir: Path
+
+
+def _slots(weighted: list[tuple[object, int]]) -> list[object]:
+    """A list where each item appears `weight` times: index it with a uniform integer."""
+    return [item for item, weight in weighted for _ in range(weight)]
+
+
+def generate(
+    data_dir: Path,
+    catalog: Catalog,
+    issuer: Issuer,
+    *,
+    subjects: int,
+    records: int,
+    seed: int,
+    as_of: date,
+) -> SampleSummary:
+    """Write the register and all datasets under data_dir, then rebuild the index."""
+    rng = np.random.default_rng(seed)
+    cutoff = datetime.combine(as_of, time(2, 0), SHANGHAI)
+    register = _subjects(rng, issuer, subjects, as_of)
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.register("register_arrow", register)
+    write_parquet(
+        con,
+        "SELECT * FROM register_arrow ORDER BY credit_code",
+        [],
+        subjects_path(data_dir),
+        data_cutoff=cutoff,
+    )
+    # Most subjects are clean: records fall on about a sixth of them; a fifth of those (the
+    # repeat offenders) draw half of all records.
+    con.execute(
+        "CREATE TEMP TABLE dirty AS SELECT row_number() OVER (ORDER BY credit_code) - 1 AS ix, "
+        "credit_code, name FROM register_arrow WHERE hash(credit_code, ?) % 6 = 0",
+        [seed],
+    )
+    dirty = con.execute("SELECT count(*) FROM dirty").fetchall()[0][0]
+    weights = np.array([DOMAIN_WEIGHTS.get(d.code, 1) for d in catalog.domains], dtype=float)
+    counts = np.floor(records * weights / weights.sum()).astype(int)
+    counts[0] += records - counts.sum()  # keep the exact total
+    per_domain = {}
+    city_short = issuer.name[:1]
+    for n, domain in zip(counts.tolist(), catalog.domains, strict=True):
+        per_domain[domain.code] = write_parquet(
+            con,
+            _RECORDS_SQL,
+            _record_params(domain, issuer, city_short, n, dirty, seed, as_of),
+            dataset_path(data_dir, domain.dataset),
+            data_cutoff=cutoff,
+        )
+    con.close()
+    rebuild_index(data_dir, catalog)
+    return SampleSummary(subjects, sum(per_domain.values()), per_domain, data_dir)
+
+
+def _subjects(rng: np.random.Generator, issuer: Issuer, n: int, as_of: date) -> pa.Table:
+    divs = districts(issuer.admin_code)
+    div_codes = list(divs)
+    credit_codes = codes.generate_codes(n, rng, div_codes)
+    types = np.array([c[:2] for c in credit_codes])
+    div = np.array([c[2:8] for c in credit_codes])
+    trade = np.char.add(
+        np.array(_TRADE_CHARS)[rng.integers(0, len(_TRADE_CHARS), n)],
+        np.array(_TRADE_CHARS)[rng.integers(0, len(_TRADE_CHARS), n)],
+    )
+    city = issuer.name.removesuffix("市")
+    district_names = np.array([divs[d] for d in div_codes])[
+        np.searchsorted(np.array(div_codes), div)
+    ]
+    pick = lambda items: np.array(items)[rng.integers(0, len(items), n)]  # noqa: E731
+    enterprise = city + trade + pick(_INDUSTRIES) + pick(_FORMS)
+    shop = district_names + trade + pick(_SHOPS)
+    coop = district_names + trade + pick(_CROPS) + "专业合作社"
+    org = city + "市" + trade + pick(_ORGS)
+    names = np.where(
+        types == "91",
+        enterprise,
+        np.where(types == "92", shop, np.where(types == "93", coop, org)),
+    )
+    # The register holds one subject with a very long name, as real registers do.
+    if n > 1:
+        names[1] = (
+            f"{city}市{trade[1]}国际供应链管理与跨境电子商务综合服务(集团)股份有限公司第一分公司"
+        )
+    start = (date(1995, 1, 1) - date(1970, 1, 1)).days
+    end = (as_of - date(1970, 1, 1)).days - 30
+    registered = rng.integers(start, end, n).astype("datetime64[D]")
+    status = np.array(["active", "cancelled", "revoked"])[
+        rng.choice(3, size=n, p=[0.95, 0.04, 0.01])
+    ]
+    return pa.table(
+        {
+            "credit_code": credit_codes,
+            "name": names.astype(str),
+            "entity_type": types.astype(str),
+            "admin_division": div.astype(str),
+            "registered_on": pa.array(registered, type=pa.date32()),
+            "status": status.astype(str),
+        }
+    )
+
+
+def _record_params(
+    domain, issuer: Issuer, city_short: str, n: int, dirty: int, seed: int, as_of: date
+) -> dict[str, object]:
+    penalty_slots = _slots(_PENALTY_MIX)
+    kinds = [("penalty", 88), ("enforcement", 6), ("serious-dishonesty", 2)]
+    if domain.code == "market-regulation":
+        kinds.append(("abnormal-operation", 8))
+    if domain.code == "public-security":
+        kinds.append(("criminal", 3))
+    return {
+        "n": n,
+        "dirty": dirty,
+        "salt": f"{seed}:{domain.code}",
+        "domain": domain.code,
+        "as_of": as_of,
+        "days": 6 * 365,
+        "penalty_slots": penalty_slots,
+        "kind_slots": _slots(kinds),
+        "penalty_codes": list(_PENALTY_ZH),
+        "penalty_zh": list(_PENALTY_ZH.values()),
+        "facts": _FACTS,
+        "laws": _LAWS,
+        "authority": f"{issuer.name}{domain.department.split('/')[0].strip()}",
+        "decision_prefix": f"{city_short}{domain.abbr}",
+        "id_prefix": f"{issuer.admin_code}-{domain.code}-",
+    }
+
+
+# u(k): the k-th uniform in [0, 1) for row i, derived from a hash so any row is reproducible alone.
+_U = "((hash(i, $salt, {k}) % 1000000007) / 1000000007.0)"
+_RECORDS_SQL = f"""
+WITH base AS (
+    SELECT i,
+        {_U.format(k=1)} AS u_subject, {_U.format(k=2)} AS u_date, {_U.format(k=3)} AS u_kind,
+        {_U.format(k=4)} AS u_pen, {_U.format(k=5)} AS u_fine, {_U.format(k=6)} AS u_simple,
+        {_U.format(k=7)} AS u_repair, {_U.format(k=8)} AS u_flag, {_U.format(k=9)} AS u_text,
+        {_U.format(k=10)} AS u_pub
+    FROM range($n) t(i)
+), shaped AS (
+    SELECT b.*,
+        CAST(floor(CASE WHEN u_subject < 0.5 THEN u_subject * 2 * $dirty / 5
+                        ELSE (u_subject - 0.5) * 2 * $dirty END) AS BIGINT) AS subject_ix,
+        CAST($as_of AS DATE) - CAST(floor(u_date * $days) AS INTEGER) AS decision_date,
+        $kind_slots[1 + CAST(floor(u_kind * len($kind_slots)) AS INTEGER)] AS kind,
+        u_simple < 0.15 AS simple_pick
+    FROM base b
+), typed AS (
+    SELECT s.*,
+        CASE WHEN kind <> 'penalty' THEN []::VARCHAR[]
+             WHEN simple_pick THEN CASE WHEN u_pen < 0.5 THEN ['warning'] ELSE ['fine'] END
+             ELSE $penalty_slots[1 + CAST(floor(u_pen * len($penalty_slots)) AS INTEGER)]
+        END AS penalty_types,
+        kind = 'penalty' AND simple_pick AS simplified
+    FROM shaped s
+), fined AS (
+    SELECT t.*,
+        CASE WHEN NOT list_contains(penalty_types, 'fine') THEN NULL
+             WHEN simplified THEN round(50 + u_fine * 150)
+             WHEN u_fine < 0.4 THEN round((50 + u_fine * 4000) / 10) * 10
+             WHEN u_fine < 0.9 THEN round((2000 + (u_fine - 0.4) * 96000) / 100) * 100
+             ELSE round((50000 + (u_fine - 0.9) * 9500000) / 1000) * 1000
+        END AS fine
+    FROM typed t
+), tiered AS (
+    SELECT f.*,
+        CASE WHEN kind IN ('serious-dishonesty', 'criminal') THEN 'serious'
+             WHEN simplified OR (len(penalty_types) > 0 AND list_has_all(['warning', 'criticism'], penalty_types)) THEN 'minor'
+             WHEN list_has_any(penalty_types, ['license-revocation', 'closure', 'detention'])
+                  OR fine >= 200000 THEN 'serious'
+             ELSE 'general'
+        END AS tier
+    FROM fined f
+)
+SELECT {select_list(RECORD_COLUMNS)} FROM (
+    SELECT
+        $id_prefix || lpad(CAST(i AS VARCHAR), 9, '0') AS record_id,
+        d.credit_code,
+        d.name AS subject_name,
+        $domain AS domain,
+        kind,
+        tier,
+        simplified,
+        $decision_prefix || CASE kind WHEN 'penalty' THEN '罚' WHEN 'enforcement' THEN '强' ELSE '决' END
+            || '〔' || year(decision_date) || '〕' || (1 + hash(i, $salt, 20) % 4000) || '号' AS decision_no,
+        $authority AS authority,
+        $authority AS source_unit,
+        decision_date,
+        penalty_types,
+        CASE kind
+            WHEN 'penalty' THEN array_to_string(list_transform(penalty_types, lambda p:
+                CASE WHEN p = 'fine' THEN '罚款人民币' || CAST(CAST(fine AS BIGINT) AS VARCHAR) || '元'
+                     ELSE $penalty_zh[list_position($penalty_codes, p)] END), '；')
+            WHEN 'enforcement' THEN '查封、扣押场所、设施或者财物'
+            WHEN 'serious-dishonesty' THEN '列入严重失信主体名单'
+            WHEN 'abnormal-operation' THEN '列入经营异常名录'
+            ELSE '判处罚金'
+        END AS penalty_content,
+        fine AS fine_amount,
+        CASE kind WHEN 'abnormal-operation' THEN '通过登记的住所或者经营场所无法联系'
+                  ELSE $facts[1 + CAST(floor(u_text * len($facts)) AS INTEGER)] END AS facts,
+        '《' || $laws[1 + CAST(floor(u_pub * len($laws)) AS INTEGER)] || '》第'
+            || (10 + hash(i, $salt, 21) % 90) || '条' AS legal_basis,
+        CASE tier WHEN 'minor' THEN NULL
+                  WHEN 'general' THEN decision_date + CAST(90 + floor(u_pub * 275) AS INTEGER)
+                  ELSE decision_date + CAST(365 + floor(u_pub * 730) AS INTEGER) END AS publicity_end,
+        CASE WHEN u_repair < 0.2 AND kind NOT IN ('criminal')
+             AND decision_date + CAST(90 + floor(u_repair * 3000) AS INTEGER) <= CAST($as_of AS DATE)
+             THEN decision_date + CAST(90 + floor(u_repair * 3000) AS INTEGER) END AS repair_date,
+        u_flag < 0.02 AS revoked,
+        u_flag BETWEEN 0.02 AND 0.03 AS disputed
+    FROM tiered JOIN dirty d ON d.ix = tiered.subject_ix
+)
+ORDER BY credit_code, record_id
+"""
+
+
+def default_as_of(now: datetime) -> date:
+    """Sample data is current as of yesterday in Shanghai, so today's reports see all of it."""
+    return (now.astimezone(SHANGHAI) - timedelta(days=1)).date()

@@ -1,0 +1,291 @@
+"""The data store of one city: subject register and per-domain datasets in Parquet, plus an index.
+
+Layout of the data directory (docs/data.md):
+
+    subjects.parquet            the subject register, sorted by credit code
+    records/<dataset>.parquet   one violation dataset per domain, sorted by credit code
+    index.duckdb                derived: the register and all records in DuckDB tables sorted by code
+
+Parquet is the dataset of record (what ingest writes and what is exchanged). The DuckDB index is
+derived from it because a point lookup on one sorted DuckDB table takes about 1 ms where the same
+lookup over 52 Parquet files, or over 52 DuckDB tables in one UNION ALL, takes 20 ms or more
+(benchmarks/README.md). The index remembers the size and
+mtime of each file it was built from; a lookup on a dataset that changed since is refused with the
+command that fixes it, never answered from stale data.
+
+All values reach SQL as bound parameters; no SQL text is built from user input.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .catalog import Catalog, Domain
+from .errors import DataError
+from .schema import (
+    CUTOFF_KEY,
+    RECORD_COLUMNS,
+    RECORD_NAMES,
+    ROW_GROUP_SIZE,
+    SUBJECT_COLUMNS,
+    missing_columns,
+    select_list,
+)
+
+INDEX_NAME = "index.duckdb"
+SUBJECTS_KEY = "@subjects"  # the register's row in the index's sources table
+SUBJECTS_NAME = "subjects.parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    credit_code: str
+    name: str
+    entity_type: str
+    admin_division: str
+    registered_on: date
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    dataset: str
+    path: Path
+    rows: int
+    data_cutoff: datetime
+
+
+def subjects_path(data_dir: Path) -> Path:
+    return data_dir / SUBJECTS_NAME
+
+
+def dataset_path(data_dir: Path, dataset: str) -> Path:
+    return data_dir / "records" / f"{dataset}.parquet"
+
+
+def write_parquet(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: Sequence[object] | Mapping[str, object],
+    path: Path,
+    *,
+    data_cutoff: datetime,
+) -> int:
+    """Stream a query's result into a Parquet file atomically; returns the number of rows.
+
+    The file appears under its name only once complete (temporary file, fsync, rename), so a crash
+    leaves the previous version in place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
+    schema = reader.schema.with_metadata({CUTOFF_KEY: data_cutoff.isoformat()})
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
+                rows += batch.num_rows
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def read_cutoff(path: Path) -> datetime:
+    """The data cut-off written into a dataset's Parquet metadata."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    raw = meta.get(CUTOFF_KEY.encode())
+    if raw is None:
+        raise DataError(f"{path}: Parquet metadata lacks {CUTOFF_KEY}; rewrite it with ingest")
+    return datetime.fromisoformat(raw.decode())
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _open_for_write(index: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(index))
+    except duckdb.Error as exc:
+        raise DataError(f"{index}: cannot open the data index for writing ({exc})") from None
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS sources (dataset VARCHAR PRIMARY KEY, size BIGINT, "
+        "mtime_ns BIGINT, rows BIGINT, data_cutoff VARCHAR)"
+    ).fetchall()
+    return con
+
+
+def _describe(con: duckdb.DuckDBPyConnection, path: Path, columns) -> None:
+    try:
+        found = [
+            r[0]
+            for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+        ]
+    except duckdb.Error as exc:
+        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
+    missing = missing_columns(found, columns)
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+
+
+def _record_source(con, key: str, path: Path, rows: int, cutoff: datetime | None) -> None:
+    size, mtime = _signature(path)
+    con.execute(
+        "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
+        [key, size, mtime, rows, cutoff.isoformat() if cutoff else None],
+    ).fetchall()
+
+
+def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
+    """Rebuild the whole index from the register and every domain's Parquet dataset.
+
+    All records go into one table sorted by credit code, so a subject's lookup across any set of
+    domains is one pruned scan (about 1 ms) instead of one scan per domain.
+    """
+    index = data_dir / INDEX_NAME
+    sources = []
+    subjects = subjects_path(data_dir)
+    if not subjects.exists():
+        raise DataError(f"subject register missing: {subjects}")
+    for domain in catalog.domains:
+        path = dataset_path(data_dir, domain.dataset)
+        if path.exists():
+            sources.append((domain.dataset, path, read_cutoff(path)))
+    con = _open_for_write(index)
+    try:
+        _describe(con, subjects, SUBJECT_COLUMNS)
+        for _, path, _ in sources:
+            _describe(con, path, RECORD_COLUMNS)
+        con.execute("BEGIN").fetchall()
+        con.execute("DELETE FROM sources").fetchall()
+        con.execute(
+            f"CREATE OR REPLACE TABLE subjects AS SELECT {select_list(SUBJECT_COLUMNS)} "
+            "FROM read_parquet(?) ORDER BY credit_code",
+            [str(subjects)],
+        ).fetchall()
+        count = con.execute("SELECT count(*) FROM subjects").fetchall()[0][0]
+        _record_source(con, SUBJECTS_KEY, subjects, count, None)
+        con.execute(
+            "CREATE OR REPLACE TABLE records (dataset VARCHAR, "
+            + ", ".join(f'"{n}" {t}' for n, t in RECORD_COLUMNS)
+            + ")"
+        ).fetchall()
+        if sources:
+            union = " UNION ALL ".join(
+                f"SELECT $ds{i} AS dataset, {select_list(RECORD_COLUMNS)} FROM read_parquet($path{i})"
+                for i in range(len(sources))
+            )
+            params = {f"ds{i}": ds for i, (ds, _, _) in enumerate(sources)}
+            params.update({f"path{i}": str(p) for i, (_, p, _) in enumerate(sources)})
+            con.execute(f"INSERT INTO records {union} ORDER BY credit_code", params).fetchall()
+        for dataset, path, cutoff in sources:
+            rows = con.execute(
+                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
+            ).fetchall()[0][0]
+            _record_source(con, dataset, path, rows, cutoff)
+        con.execute("COMMIT").fetchall()
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK").fetchall()
+        raise DataError(f"{index}: index rebuild failed ({exc})") from None
+    finally:
+        con.close()
+
+
+class Store:
+    """Read side of a city's data. Open once, query many times; not shared across processes."""
+
+    def __init__(self, data_dir: Path, catalog: Catalog):
+        self.data_dir = data_dir
+        self.catalog = catalog
+        index = data_dir / INDEX_NAME
+        if not index.exists():
+            raise DataError(
+                f"{data_dir}: no data index ({INDEX_NAME}); load data with `creditcert ingest` or "
+                "`creditcert sample generate`, or rebuild it with `creditcert data reindex`"
+            )
+        try:
+            self._con = duckdb.connect(str(index), read_only=True)
+        except duckdb.Error as exc:
+            raise DataError(f"{index}: cannot open the data index ({exc})") from None
+        self._sources = {
+            row[0]: row[1:]
+            for row in self._con.execute(
+                "SELECT dataset, size, mtime_ns, rows, data_cutoff FROM sources"
+            ).fetchall()
+        }
+        self._check_fresh(SUBJECTS_KEY, subjects_path(data_dir))
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_fresh(self, key: str, path: Path) -> None:
+        if not path.exists():
+            raise DataError(f"dataset file missing: {path}")
+        if key not in self._sources:
+            raise DataError(f"{path} is not in the data index; run `creditcert data reindex`")
+        if self._sources[key][:2] != _signature(path):
+            raise DataError(
+                f"{path} changed after the data index was built; run `creditcert data reindex`"
+            )
+
+    def subject(self, credit_code: str) -> Subject | None:
+        rows = self._con.execute(
+            "SELECT * FROM subjects WHERE credit_code = ?", [credit_code]
+        ).fetchall()
+        return Subject(*rows[0]) if rows else None
+
+    def records(self, credit_code: str, domains: Sequence[Domain]) -> dict[str, list[dict]]:
+        """Every record of one subject in the given domains, as dicts keyed by column name."""
+        for d in domains:
+            self._check_fresh(d.dataset, dataset_path(self.data_dir, d.dataset))
+        by_dataset = {d.dataset: d.code for d in domains}
+        out: dict[str, list[dict]] = {d.code: [] for d in domains}
+        rows = self._con.execute(
+            "SELECT * FROM records WHERE credit_code = $code AND list_contains($datasets, dataset)",
+            {"code": credit_code, "datasets": list(by_dataset)},
+        ).fetchall()
+        for dataset, *row in rows:
+            out[by_dataset[dataset]].append(dict(zip(RECORD_NAMES, row, strict=True)))
+        return out
+
+    def dataset_info(self, domain: Domain) -> DatasetInfo:
+        path = dataset_path(self.data_dir, domain.dataset)
+        self._check_fresh(domain.dataset, path)
+        _, _, rows, cutoff = self._sources[domain.dataset]
+        return DatasetInfo(domain.dataset, path, rows, datetime.fromisoformat(cutoff))
+
+    def subject_codes(self, *, with_records: bool | None, limit: int | None) -> list[str]:
+        """Registered codes, all or only those with (or without) any record; sorted."""
+        sql = "SELECT credit_code FROM subjects"
+        if with_records is not None:
+            op = "IN" if with_records else "NOT IN"
+            sql += f" WHERE credit_code {op} (SELECT credit_code FROM records)"
+        sql += " ORDER BY credit_code LIMIT ?"
+        return [
+            r[0] for r in self._con.execute(sql, [limit if limit is not None else 2**62]).fetchall()
+        ]
+
+    def counts(self) -> dict[str, int]:
+        return {k: v[2] for k, v in self._sources.items()}

@@ -1,0 +1,196 @@
+"""Shared fixtures: a hand-made city with records chosen to exercise every rule, and a sample city."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from creditcert import config, sample
+from creditcert.config import SHANGHAI
+from creditcert.schema import CUTOFF_KEY, RECORD_COLUMNS
+from creditcert.store import dataset_path, rebuild_index, subjects_path
+
+AS_OF = date(2026, 7, 1)
+CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
+CLEAN = "91210102MA0000001G"  # filled in by make_codes below
+LEGACY = "91350203M0001QKT19"  # a legal pre-2016 code that fails the check character
+
+_ARROW = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "DECIMAL(14,2)": pa.decimal128(14, 2),
+}
+
+
+def record(code: str, domain: str, n: int, **overrides) -> dict:
+    """One well-formed record; tests override the fields their rule looks at."""
+    row = {
+        "record_id": f"{domain}-{code}-{n}",
+        "credit_code": code,
+        "subject_name": "name",
+        "domain": domain,
+        "kind": "penalty",
+        "tier": "general",
+        "simplified": False,
+        "decision_no": f"沈市监罚〔2025〕{n}号",
+        "authority": "沈阳市市场监督管理局",
+        "source_unit": "沈阳市市场监督管理局",
+        "decision_date": date(2025, 3, 1),
+        "penalty_types": ["fine"],
+        "penalty_content": "罚款人民币5000元",
+        "fine_amount": Decimal("5000.00"),
+        "facts": "超出核准登记的经营范围从事经营活动",
+        "legal_basis": "《中华人民共和国行政处罚法》第28条",
+        "publicity_end": date(2026, 3, 1),
+        "repair_date": None,
+        "revoked": False,
+        "disputed": False,
+    }
+    row.update(overrides)
+    return row
+
+
+def write_records(data_dir: Path, dataset: str, rows: list[dict]) -> None:
+    schema = pa.schema(
+        [(n, _ARROW[t]) for n, t in RECORD_COLUMNS], metadata={CUTOFF_KEY: CUTOFF.isoformat()}
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    path = dataset_path(data_dir, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+def write_subjects(data_dir: Path, subjects: list[tuple[str, str]]) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    table = pa.table(
+        {
+            "credit_code": [c for c, _ in subjects],
+            "name": [n for _, n in subjects],
+            "entity_type": [c[:2] for c, _ in subjects],
+            "admin_division": [c[2:8] for c, _ in subjects],
+            "registered_on": pa.array([date(2010, 5, 1)] * len(subjects), pa.date32()),
+            "status": ["active"] * len(subjects),
+        }
+    )
+    pq.write_table(table, subjects_path(data_dir))
+
+
+@dataclass
+class City:
+    home: Path
+    settings: config.Settings
+    codes: dict[str, str]
+
+
+def new_home(tmp: Path, **kwargs) -> Path:
+    home = tmp / "city"
+    config.init(home, admin_code="210100", name="沈阳市", name_en="Shenyang", **kwargs)
+    return home
+
+
+@pytest.fixture
+def hand_city(tmp_path: Path) -> City:
+    """A tiny city whose records each trip exactly one rule (see tests/test_records.py)."""
+    home = new_home(tmp_path)
+    settings = config.load(home)
+    import numpy as np
+
+    from creditcert import codes as codes_mod
+
+    generated = codes_mod.generate_codes(3, np.random.default_rng(5), ["210102"])
+    names = {"clean": generated[0], "busy": generated[1], "legacy": LEGACY, "other": generated[2]}
+    write_subjects(
+        settings.data_dir,
+        [
+            (names["clean"], "沈阳恒达建材有限公司"),
+            (names["busy"], "沈阳瑞祥物流有限公司"),
+            (names["legacy"], "厦门市老字号贸易有限公司"),
+            (names["other"], "和平区老李记餐馆"),
+        ],
+    )
+    busy = names["busy"]
+    write_records(
+        settings.data_dir,
+        "market-regulation",
+        [
+            record(busy, "market-regulation", 1),  # counted
+            record(busy, "market-regulation", 2, revoked=True),
+            record(busy, "market-regulation", 3, decision_date=date(2019, 5, 1)),
+            record(busy, "market-regulation", 4, decision_date=date(2021, 10, 1)),  # counted in 5y
+            record(
+                busy,
+                "market-regulation",
+                5,
+                penalty_types=["warning"],
+                fine_amount=None,
+                penalty_content="警告",
+                tier="minor",
+            ),
+            record(busy, "market-regulation", 6, fine_amount=Decimal("800.00")),  # < 1000
+            record(busy, "market-regulation", 7, repair_date=date(2025, 9, 1)),  # 已修复
+            record(
+                busy,
+                "market-regulation",
+                8,
+                kind="abnormal-operation",
+                penalty_types=[],
+                fine_amount=None,
+                penalty_content="列入经营异常名录",
+            ),
+            record(
+                busy, "market-regulation", 9, disputed=True, penalty_types=["fine", "confiscation"]
+            ),
+            record(busy, "market-regulation", 10, decision_date=date(2026, 7, 5)),  # after as-of
+            record(names["legacy"], "market-regulation", 11),
+        ],
+    )
+    write_records(
+        settings.data_dir,
+        "transport",
+        [
+            record(busy, "transport", 1, tier="minor", simplified=True),  # tier not counted
+            record(busy, "transport", 2, fine_amount=Decimal("150.00")),  # below 200
+            record(busy, "transport", 3, fine_amount=Decimal("20000.00")),
+        ],
+    )
+    write_records(
+        settings.data_dir,
+        "taxation",
+        [record(busy, "taxation", 1, decision_date=date(2022, 3, 1))],  # outside 3-year window
+    )
+    write_records(
+        settings.data_dir,
+        "housing-fund",
+        [
+            record(busy, "housing-fund", 1, publicity_end=date(2026, 1, 1)),  # publicity ended
+            record(busy, "housing-fund", 2, kind="criminal", penalty_types=[], fine_amount=None),
+        ],
+    )
+    write_records(settings.data_dir, "public-security", [])
+    rebuild_index(settings.data_dir, settings.catalog)
+    return City(home, settings, names)
+
+
+@pytest.fixture(scope="session")
+def sample_city(tmp_path_factory) -> City:
+    """A generated city, shared by tests that only read it."""
+    home = new_home(tmp_path_factory.mktemp("sample"))
+    settings = config.load(home)
+    sample.generate(
+        settings.data_dir,
+        settings.catalog,
+        settings.issuer,
+        subjects=3000,
+        records=15000,
+        seed=11,
+        as_of=date(2026, 6, 30),
+    )
+    return City(home, settings, {})
