@@ -159,23 +159,15 @@ def generate(
     cutoff = datetime.combine(as_of, time(2, 0), SHANGHAI)
     register = _subjects(rng, issuer, subjects, as_of)
     con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    con.register("register_arrow", register)
+    con.register("register_src", register)
     write_parquet(
         con,
-        "SELECT * FROM register_arrow ORDER BY credit_code",
+        "SELECT * FROM register_src ORDER BY credit_code",
         [],
         subjects_path(data_dir),
         data_cutoff=cutoff,
     )
-    # Most subjects are clean: records fall on about a sixth of them; a fifth of those (the
-    # repeat offenders) draw half of all records.
-    con.execute(
-        "CREATE TEMP TABLE dirty AS SELECT row_number() OVER (ORDER BY credit_code) - 1 AS ix, "
-        "credit_code, name FROM register_arrow WHERE hash(credit_code, ?) % 6 = 0",
-        [seed],
-    )
-    dirty = con.execute("SELECT count(*) FROM dirty").fetchall()[0][0]
+    dirty = _offenders(con, seed)
     weights = np.array([DOMAIN_WEIGHTS.get(d.code, 1) for d in catalog.domains], dtype=float)
     counts = np.floor(records * weights / weights.sum()).astype(int)
     counts[0] += records - counts.sum()  # keep the exact total
@@ -192,6 +184,20 @@ def generate(
     con.close()
     rebuild_index(data_dir, catalog)
     return SampleSummary(subjects, sum(per_domain.values()), per_domain, data_dir)
+
+
+def _offenders(con: duckdb.DuckDBPyConnection, seed: int) -> int:
+    """Pick the subjects records fall on (table `dirty`) from the view `register_src`.
+
+    Most subjects are clean: records fall on about a sixth of them, and half of all records on
+    the first fifth of those (the repeat offenders).
+    """
+    con.execute(
+        "CREATE TEMP TABLE dirty AS SELECT row_number() OVER (ORDER BY credit_code) - 1 AS ix, "
+        "credit_code, name FROM register_src WHERE hash(credit_code, ?) % 6 = 0",
+        [seed],
+    ).fetchall()
+    return con.execute("SELECT count(*) FROM dirty").fetchall()[0][0]
 
 
 def _subjects(rng: np.random.Generator, issuer: Issuer, n: int, as_of: date) -> pa.Table:
@@ -242,7 +248,15 @@ def _subjects(rng: np.random.Generator, issuer: Issuer, n: int, as_of: date) -> 
 
 
 def _record_params(
-    domain, issuer: Issuer, city_short: str, n: int, dirty: int, seed: int, as_of: date
+    domain,
+    issuer: Issuer,
+    city_short: str,
+    n: int,
+    dirty: int,
+    seed: int,
+    as_of: date,
+    *,
+    penalties_only: bool = False,
 ) -> dict[str, object]:
     penalty_slots = _slots(_PENALTY_MIX)
     kinds = [("penalty", 88), ("enforcement", 6), ("serious-dishonesty", 2)]
@@ -250,7 +264,10 @@ def _record_params(
         kinds.append(("abnormal-operation", 8))
     if domain.code == "public-security":
         kinds.append(("criminal", 3))
+    if penalties_only:
+        kinds = [("penalty", 1)]
     return {
+        "serial_base": 100_000 if penalties_only else 0,
         "n": n,
         "dirty": dirty,
         "salt": f"{seed}:{domain.code}",
@@ -324,7 +341,9 @@ SELECT {select_list(RECORD_COLUMNS)} FROM (
         tier,
         simplified,
         $decision_prefix || CASE kind WHEN 'penalty' THEN '罚' WHEN 'enforcement' THEN '强' ELSE '决' END
-            || '〔' || year(decision_date) || '〕' || (1 + hash(i, $salt, 20) % 4000) || '号' AS decision_no,
+            || '〔' || year(decision_date) || '〕'
+            || CASE WHEN $serial_base > 0 THEN $serial_base + i ELSE 1 + hash(i, $salt, 20) % 4000 END
+            || '号' AS decision_no,
         $authority AS authority,
         $authority AS source_unit,
         decision_date,
@@ -360,3 +379,112 @@ ORDER BY credit_code, record_id
 def default_as_of(now: datetime) -> date:
     """Sample data is current as of yesterday in Shanghai, so today's reports see all of it."""
     return (now.astimezone(SHANGHAI) - timedelta(days=1)).date()
+
+
+# Columns of a department's 双公示 penalty export, as ingest's column map knows them.
+EXPORT_HEADER = [
+    "行政相对人名称",
+    "统一社会信用代码",
+    "行政处罚决定书文号",
+    "违法事实",
+    "处罚依据",
+    "处罚类别",
+    "处罚内容",
+    "罚款金额（万元）",
+    "处罚决定日期",
+    "公示截止期",
+    "处罚机关",
+    "数据来源单位",
+    "是否简易程序",
+]
+_EXPORT_SQL = f"""
+SELECT subject_name, credit_code, decision_no, facts, legal_basis,
+    array_to_string(list_transform(penalty_types, lambda p: CASE WHEN p = 'fine' THEN '罚款'
+        ELSE $penalty_zh[list_position($penalty_codes, p)] END), ';'),
+    penalty_content, CAST(fine_amount / 10000 AS VARCHAR), CAST(decision_date AS VARCHAR),
+    coalesce(CAST(publicity_end AS VARCHAR), ''), authority, source_unit,
+    CASE WHEN simplified THEN '是' ELSE '否' END
+FROM ({_RECORDS_SQL})
+"""
+
+# Faults a real export contains; bad rows cycle through them (ingest must quarantine each).
+FAULTS = (
+    "check-character",
+    "unregistered",
+    "no-decision-number",
+    "bad-date",
+    "unknown-penalty",
+    "negative-fine",
+    "duplicate",
+    "future-date",
+)
+
+
+def export_department_file(
+    data_dir: Path,
+    catalog: Catalog,
+    issuer: Issuer,
+    *,
+    domain_code: str,
+    rows: int,
+    bad_rows: int,
+    seed: int,
+    as_of: date,
+    path: Path,
+    encoding: str = "utf-8",
+) -> int:
+    """Write a department's penalty export (CSV or .xlsx) of new records for registered subjects,
+    with `bad_rows` of them spoiled by the FAULTS above. Returns the number of data rows."""
+    domain = catalog.domain(domain_code)
+    con = duckdb.connect()
+    con.register("register_src", con.read_parquet(str(subjects_path(data_dir))).to_arrow_table())
+    dirty = _offenders(con, seed)
+    params = _record_params(
+        domain, issuer, issuer.name[:1], rows, dirty, seed + 1, as_of, penalties_only=True
+    )
+    params["id_prefix"] = "export-"
+    body = [list(r) for r in con.sql(_EXPORT_SQL, params=params).fetchall()]
+    con.close()
+    step = max(1, len(body) // max(1, bad_rows))
+    for k in range(min(bad_rows, len(body))):
+        _spoil(body, k * step, FAULTS[k % len(FAULTS)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.Workbook(write_only=True)
+        sheet = book.create_sheet("行政处罚")
+        sheet.append(EXPORT_HEADER)
+        for row in body:
+            sheet.append(row)
+        book.save(path)
+    else:
+        import csv
+
+        with open(path, "w", encoding=encoding, newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_HEADER)
+            writer.writerows(body)
+    return len(body)
+
+
+def _spoil(body: list[list], i: int, fault: str) -> None:
+    row = body[i]
+    code = row[1]
+    if fault == "check-character":
+        row[1] = code[:17] + ("0" if code[17] != "0" else "1")
+    elif fault == "unregistered":
+        first17 = "91110101" + code[8:17]
+        row[1] = first17 + codes.check_character(first17)
+    elif fault == "no-decision-number":
+        row[2] = ""
+    elif fault == "bad-date":
+        row[8] = "2025-13-45"
+    elif fault == "unknown-penalty":
+        row[5] = "罚酒三杯"
+    elif fault == "negative-fine":
+        row[5], row[7] = "罚款", "-0.5"
+    elif fault == "duplicate" and i > 0:
+        body[i] = list(body[i - 1])
+    elif fault == "future-date":
+        row[8] = "2099-01-01"

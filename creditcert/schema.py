@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 # (name, DuckDB type). Order is the Parquet column order.
 RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("record_id", "VARCHAR"),
@@ -35,6 +37,14 @@ SUBJECT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "VARCHAR"),  # active | cancelled | revoked
 )
 
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "DECIMAL(14,2)": pa.decimal128(14, 2),
+}
+RECORD_ARROW_SCHEMA = pa.schema([(n, _ARROW_TYPES[t]) for n, t in RECORD_COLUMNS])
 RECORD_NAMES = tuple(name for name, _ in RECORD_COLUMNS)
 SUBJECT_NAMES = tuple(name for name, _ in SUBJECT_COLUMNS)
 ROW_GROUP_SIZE = 16_384  # small enough that DuckDB prunes a point lookup to one group per file

@@ -207,6 +207,54 @@ def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
         con.close()
 
 
+def append_to_index(
+    data_dir: Path,
+    catalog: Catalog,
+    dataset: str,
+    fresh: pa.Table,
+    previous: tuple[int, int] | None,
+) -> None:
+    """Add newly ingested rows to the index after their dataset was rewritten.
+
+    `previous` is the dataset file's (size, mtime) before the rewrite. If the index did not match
+    that file, it was already stale, so it is rebuilt whole instead of patched.
+    """
+    index = data_dir / INDEX_NAME
+    path = dataset_path(data_dir, dataset)
+    con = _open_for_write(index)
+    try:
+        known = con.execute(
+            "SELECT size, mtime_ns FROM sources WHERE dataset = ?", [dataset]
+        ).fetchall()
+        if (tuple(known[0]) if known else None) != previous:
+            con.close()
+            rebuild_index(data_dir, catalog)
+            return
+        con.register("fresh_arrow", fresh)
+        con.execute("BEGIN").fetchall()
+        con.execute(
+            "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
+            [dataset],
+        ).fetchall()
+        rows = con.execute("SELECT count(*) FROM records WHERE dataset = ?", [dataset]).fetchall()[
+            0
+        ][0]
+        _record_source(con, dataset, path, rows, read_cutoff(path))
+        con.execute("COMMIT").fetchall()
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK").fetchall()
+        raise DataError(
+            f"{index}: index update failed ({exc}); run `creditcert data reindex`"
+        ) from None
+    finally:
+        con.close()
+
+
+def signature(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, or None when it does not exist."""
+    return _signature(path) if path.exists() else None
+
+
 class Store:
     """Read side of a city's data. Open once, query many times; not shared across processes."""
 

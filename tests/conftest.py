@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -13,21 +14,13 @@ import pytest
 
 from creditcert import config, sample
 from creditcert.config import SHANGHAI
-from creditcert.schema import CUTOFF_KEY, RECORD_COLUMNS
+from creditcert.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
 from creditcert.store import dataset_path, rebuild_index, subjects_path
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
 CLEAN = "91210102MA0000001G"  # filled in by make_codes below
 LEGACY = "91350203M0001QKT19"  # a legal pre-2016 code that fails the check character
-
-_ARROW = {
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.bool_(),
-    "DATE": pa.date32(),
-    "VARCHAR[]": pa.list_(pa.string()),
-    "DECIMAL(14,2)": pa.decimal128(14, 2),
-}
 
 
 def record(code: str, domain: str, n: int, **overrides) -> dict:
@@ -59,9 +52,7 @@ def record(code: str, domain: str, n: int, **overrides) -> dict:
 
 
 def write_records(data_dir: Path, dataset: str, rows: list[dict]) -> None:
-    schema = pa.schema(
-        [(n, _ARROW[t]) for n, t in RECORD_COLUMNS], metadata={CUTOFF_KEY: CUTOFF.isoformat()}
-    )
+    schema = RECORD_ARROW_SCHEMA.with_metadata({CUTOFF_KEY: CUTOFF.isoformat()})
     table = pa.Table.from_pylist(rows, schema=schema)
     path = dataset_path(data_dir, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -194,3 +185,27 @@ def sample_city(tmp_path_factory) -> City:
         as_of=date(2026, 6, 30),
     )
     return City(home, settings, {})
+
+
+@pytest.fixture(scope="session")
+def _fresh_template(tmp_path_factory) -> Path:
+    home = new_home(tmp_path_factory.mktemp("template"))
+    settings = config.load(home)
+    sample.generate(
+        settings.data_dir,
+        settings.catalog,
+        settings.issuer,
+        subjects=600,
+        records=3000,
+        seed=5,
+        as_of=date(2026, 6, 30),
+    )
+    return home
+
+
+@pytest.fixture
+def fresh_city(tmp_path, _fresh_template) -> City:
+    """A small generated city of the test's own (a copy), for tests that change data."""
+    home = tmp_path / "city"
+    shutil.copytree(_fresh_template, home)
+    return City(home, config.load(home), {})

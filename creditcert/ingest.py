@@ -1,0 +1,557 @@
+"""Ingest departments' exports (CSV in UTF-8 or GBK, Excel .xlsx) into a domain's dataset.
+
+Every row is validated; good rows are merged into the domain's Parquet dataset (sorted, written
+atomically) and appended to the lookup index; every bad row goes to a quarantine CSV with its row
+number, field and reason, together with the row as it was read. Nothing is lost:
+read = accepted + quarantined + already present, always. Re-ingesting a file adds nothing, because
+a record's id is stable (the file's own id column, or a digest of domain, code and decision number).
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from . import codes
+from .catalog import Catalog, Domain
+from .config import SHANGHAI
+from .errors import DataError, IngestError
+from .resources import ingest_columns_path
+from .schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
+from .store import (
+    INDEX_NAME,
+    append_to_index,
+    dataset_path,
+    rebuild_index,
+    signature,
+    subjects_path,
+    write_parquet,
+)
+from .vocab import KIND_BY_ZH, PENALTY_BY_ZH, TIER_BY_ZH, Kind, PenaltyType, Tier
+
+MAX_INPUT_BYTES = 2 << 30  # 2 GiB: a department export larger than this is refused
+MAX_CELL_CHARS = 4000
+_SNIFF_BYTES = 1 << 16
+_SPLIT = re.compile(r"[;；、,，/|]+")
+_SERIOUS = {PenaltyType.LICENSE_REVOCATION, PenaltyType.CLOSURE, PenaltyType.DETENTION}
+_TRUE = {"是", "true", "1", "y", "yes"}
+_FALSE = {"否", "false", "0", "n", "no", ""}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Export header → record field, read from domains/ingest-columns.toml."""
+
+    by_header: dict[str, str]
+    required: tuple[str, ...]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> ColumnMap:
+        path = path or ingest_columns_path()
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            fields, required = raw["fields"], tuple(raw["required"]["columns"])
+        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+            raise IngestError(f"{path}: not a valid column map ({exc})") from None
+        by_header = {_fold(alias): field for field, aliases in fields.items() for alias in aliases}
+        return cls(by_header, required)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    source: Path
+    domain: str
+    encoding: str
+    read: int
+    accepted: int
+    quarantined: int
+    already_present: int
+    legacy_codes: int  # accepted rows whose registered code fails a checksum
+    quarantine_file: Path | None
+    dataset: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "creditcert.ingest/1",
+            "source": str(self.source),
+            "domain": self.domain,
+            "encoding": self.encoding,
+            "read": self.read,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined,
+            "already_present": self.already_present,
+            "legacy_codes": self.legacy_codes,
+            "quarantine_file": str(self.quarantine_file) if self.quarantine_file else None,
+            "dataset": str(self.dataset),
+        }
+
+
+def _fold(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8-sig for a BOM, utf-8 when the first 64 KiB decode as UTF-8, else GB18030 (⊃ GBK)."""
+    with open(path, "rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    if head.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3 and len(head) == _SNIFF_BYTES:
+            return "utf-8"  # a character cut by the sniff window, not a wrong encoding
+        return "gb18030"
+
+
+def read_rows(path: Path, encoding: str | None) -> tuple[str, list[str], Iterator[list[str]]]:
+    """(encoding used, header, data rows as strings) of a CSV or .xlsx file."""
+    if not path.is_file():
+        raise IngestError(f"{path}: no such file")
+    if path.stat().st_size > MAX_INPUT_BYTES:
+        raise IngestError(f"{path}: larger than {MAX_INPUT_BYTES >> 30} GiB; split the export")
+    if path.suffix.lower() in {".xlsx", ".xlsm"}:
+        return "xlsx", *_read_xlsx(path)
+    if path.suffix.lower() == ".xls":
+        raise IngestError(f"{path}: legacy .xls is not supported; save it as .xlsx or CSV")
+    enc = encoding or detect_encoding(path)
+    try:
+        "".encode(enc)
+    except LookupError:
+        raise IngestError(f"--encoding {enc!r} is not an encoding Python knows") from None
+    rows = _read_csv(path, enc)
+    try:
+        header = next(rows)
+    except StopIteration:
+        raise IngestError(f"{path}: the file is empty") from None
+    return enc, header, rows
+
+
+def _read_csv(path: Path, encoding: str) -> Iterator[list[str]]:
+    with open(path, encoding=encoding, errors="strict", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            yield from reader
+        except UnicodeDecodeError as exc:
+            hint = "; try --encoding gbk" if encoding.startswith("utf") else ""
+            raise IngestError(
+                f"{path}: not valid {encoding} near line {reader.line_num + 1} ({exc.reason}){hint}"
+            ) from None
+        except csv.Error as exc:
+            raise IngestError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
+
+
+def _read_xlsx(path: Path) -> tuple[list[str], Iterator[list[str]]]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        raise IngestError(f"{path}: not a readable .xlsx workbook ({exc})") from None
+    sheet = book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    try:
+        header = [_cell(v) for v in next(rows)]
+    except StopIteration:
+        raise IngestError(f"{path}: the first sheet is empty") from None
+
+    def data() -> Iterator[list[str]]:
+        try:
+            for row in rows:
+                yield [_cell(v) for v in row]
+        finally:
+            book.close()
+
+    return header, data()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# --- validating ------------------------------------------------------------------------------
+
+
+class RowError(Exception):
+    def __init__(self, field: str, reason: str):
+        self.field, self.reason = field, reason
+
+
+def parse_date(text: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    m = re.fullmatch(
+        r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?", text
+    ) or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text)
+    if not m:
+        raise ValueError(f"{text!r} is not a date like 2025-06-30")
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3]))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a calendar date") from None
+
+
+def _bool(text: str, field: str) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise RowError(field, f"{text!r} is not 是/否 or true/false")
+
+
+def _enum(text: str, field: str, by_zh: dict, enum, default=None):
+    t = text.strip()
+    if not t:
+        if default is None:
+            raise RowError(field, "missing")
+        return default
+    if t in by_zh:
+        return by_zh[t]
+    try:
+        return enum(t)
+    except ValueError:
+        allowed = "、".join(by_zh)
+        raise RowError(field, f"unknown value {t!r}; allowed: {allowed}") from None
+
+
+def derive_tier(
+    kind: Kind, simplified: bool, types: list[PenaltyType], fine: Decimal | None
+) -> Tier:
+    """Decree 36 tiers when the export carries none: see docs/ingest.md."""
+    if kind in (Kind.SERIOUS_DISHONESTY, Kind.CRIMINAL):
+        return Tier.SERIOUS
+    if simplified or (types and set(types) <= {PenaltyType.WARNING, PenaltyType.CRITICISM}):
+        return Tier.MINOR
+    if _SERIOUS & set(types) or (fine is not None and fine >= 200_000):
+        return Tier.SERIOUS
+    return Tier.GENERAL
+
+
+def validate_row(
+    values: dict[str, str], domain: Domain, default_kind: Kind, today: date
+) -> tuple[dict[str, Any] | None, list[RowError], codes.CodeCheck | None]:
+    """A record ready for the dataset, or the list of everything wrong with the row."""
+    problems: list[RowError] = []
+    out: dict[str, Any] = {"domain": domain.code}
+
+    def text(field: str, required: bool = True) -> str:
+        value = values.get(field, "").strip()
+        if required and not value:
+            problems.append(RowError(field, "missing"))
+        if len(value) > MAX_CELL_CHARS:
+            problems.append(RowError(field, f"longer than {MAX_CELL_CHARS} characters"))
+        return value
+
+    def guarded(field: str, fn, *args):
+        try:
+            return fn(*args)
+        except RowError as exc:
+            problems.append(exc)
+        except (ValueError, InvalidOperation) as exc:
+            problems.append(RowError(field, str(exc)))
+        return None
+
+    check = codes.validate(values.get("credit_code", ""))
+    if not check.code:
+        problems.append(RowError("credit_code", "missing"))
+    elif not check.acceptable_if_registered:
+        problems.append(RowError("credit_code", f"{check.code}: {check.describe()}"))
+    out["credit_code"] = check.code
+    for field in ("subject_name", "decision_no", "authority", "source_unit", "facts"):
+        out[field] = text(field)
+    out["legal_basis"] = text("legal_basis", required=False)
+    out["penalty_content"] = text("penalty_content", required=False)
+    kind = guarded("kind", _enum, values.get("kind", ""), "kind", KIND_BY_ZH, Kind, default_kind)
+    out["kind"] = kind
+    out["simplified"] = guarded("simplified", _bool, values.get("simplified", ""), "simplified")
+    out["revoked"] = guarded("revoked", _bool, values.get("revoked", ""), "revoked")
+    out["disputed"] = guarded("disputed", _bool, values.get("disputed", ""), "disputed")
+
+    decided = guarded("decision_date", parse_date, values.get("decision_date", ""))
+    if decided is None and not any(p.field == "decision_date" for p in problems):
+        problems.append(RowError("decision_date", "missing"))
+    elif decided is not None and not date(1990, 1, 1) <= decided <= today:
+        problems.append(RowError("decision_date", f"{decided} is in the future or before 1990"))
+    out["decision_date"] = decided
+    out["publicity_end"] = guarded("publicity_end", parse_date, values.get("publicity_end", ""))
+    out["repair_date"] = guarded("repair_date", parse_date, values.get("repair_date", ""))
+
+    types: list[PenaltyType] = []
+    for part in _SPLIT.split(values.get("penalty_types", "")):
+        if part.strip():
+            t = guarded("penalty_types", _enum, part, "penalty_types", PENALTY_BY_ZH, PenaltyType)
+            if t is not None and t not in types:
+                types.append(t)
+    if kind == Kind.PENALTY and not types and not any(p.field == "penalty_types" for p in problems):
+        problems.append(
+            RowError("penalty_types", "missing (an administrative penalty needs 处罚类别)")
+        )
+    out["penalty_types"] = [t.value for t in types]
+
+    fine = guarded("fine_amount", _fine, values)
+    if (
+        PenaltyType.FINE in types
+        and fine is None
+        and not any(p.field == "fine_amount" for p in problems)
+    ):
+        problems.append(RowError("fine_amount", "罚款 without an amount"))
+    out["fine_amount"] = fine
+
+    tier_text = values.get("tier", "")
+    if tier_text.strip():
+        out["tier"] = guarded("tier", _enum, tier_text, "tier", TIER_BY_ZH, Tier)
+    elif kind is not None and out["simplified"] is not None:
+        out["tier"] = derive_tier(kind, out["simplified"], types, fine)
+    rid = values.get("record_id", "").strip()
+    if not rid and out["decision_no"] and check.code:
+        digest = hashlib.sha256(f"{domain.code}|{check.code}|{out['decision_no']}".encode())
+        rid = f"{domain.code}:{digest.hexdigest()[:24]}"
+    out["record_id"] = rid
+    if problems:
+        return None, problems, check
+    return out, [], check
+
+
+def _fine(values: dict[str, str]) -> Decimal | None:
+    wan, yuan = values.get("fine_wan", "").strip(), values.get("fine_yuan", "").strip()
+    if not wan and not yuan:
+        return None
+    amount = Decimal(wan.replace(",", "")) * 10_000 if wan else Decimal(yuan.replace(",", ""))
+    if not amount.is_finite() or amount < 0 or amount >= Decimal(10) ** 12:
+        raise ValueError(f"fine {wan or yuan!r} is not an amount from 0 to 10^12 yuan")
+    return amount.quantize(Decimal("0.01"))
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / ".ingest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ingest_file(
+    path: Path,
+    *,
+    domain_code: str,
+    catalog: Catalog,
+    data_dir: Path,
+    quarantine_dir: Path,
+    now: datetime,
+    encoding: str | None = None,
+    default_kind: Kind = Kind.PENALTY,
+    columns: ColumnMap | None = None,
+) -> IngestResult:
+    """Validate every row of `path` and merge the good ones into the domain's dataset."""
+    domain = catalog.domain(domain_code)
+    columns = columns or ColumnMap.load()
+    today = now.astimezone(SHANGHAI).date()
+    register = subjects_path(data_dir)
+    if not register.exists():
+        raise IngestError(f"no subject register at {register}; load the register before records")
+    enc, header, rows = read_rows(path, encoding)
+    fields = [columns.by_header.get(_fold(h)) for h in header]
+    missing = [f for f in columns.required if f not in fields]
+    if missing:
+        raise IngestError(
+            f"{path}: missing required column(s) for {', '.join(missing)}; "
+            f"found {', '.join(h for h in header if h)} (column names: domains/ingest-columns.toml)"
+        )
+
+    batches: list[pa.RecordBatch] = []
+    chunk: list[dict[str, Any]] = []
+    bad: list[tuple[int, list[RowError], list[str] | None]] = []
+    first_seen: dict[str, int] = {}
+    read = 0
+    for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
+        if not any(cell.strip() for cell in raw):
+            continue
+        read += 1
+        values = {f: raw[i] for i, f in enumerate(fields) if f and i < len(raw)}
+        record, problems, check = validate_row(values, domain, default_kind, today)
+        if record is not None and record["record_id"] in first_seen:
+            problems = [
+                RowError("record_id", f"duplicate of row {first_seen[record['record_id']]}")
+            ]
+            record = None
+        if record is None:
+            bad.append((number, problems, raw))
+            continue
+        first_seen[record["record_id"]] = number
+        record["row_no"] = number
+        record["legacy_code"] = bool(check.problems)
+        chunk.append(record)
+        if len(chunk) >= 50_000:
+            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
+            chunk = []
+    batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
+    del first_seen
+
+    target = dataset_path(data_dir, domain.dataset)
+    with _exclusive(data_dir):
+        con = duckdb.connect()
+        con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
+        try:
+            con.execute(
+                "CREATE TEMP TABLE incoming AS SELECT i.*, CASE "
+                "WHEN s.credit_code IS NULL THEN 'unregistered' "
+                "WHEN e.record_id IS NULL THEN 'new' "
+                "WHEN e.credit_code = i.credit_code AND e.decision_no = i.decision_no "
+                "     AND e.decision_date = i.decision_date THEN 'present' "
+                "ELSE 'conflict' END AS verdict "
+                "FROM incoming_arrow i "
+                "LEFT JOIN (SELECT DISTINCT credit_code FROM read_parquet($register)) s "
+                "  USING (credit_code) "
+                f"LEFT JOIN ({_existing_sql(target)}) e USING (record_id)",
+                {"register": str(register), "target": str(target)}
+                if target.exists()
+                else {"register": str(register)},
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise DataError(
+                f"cannot read {register} or {target} ({exc}); nothing was changed"
+            ) from None
+        late = con.execute(
+            "SELECT row_no, verdict, credit_code, record_id FROM incoming "
+            "WHERE verdict IN ('unregistered', 'conflict')"
+        ).fetchall()
+        [(accepted, already, legacy)] = con.execute(
+            "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'present'), "
+            "count(*) FILTER (verdict = 'new' AND legacy_code) FROM incoming"
+        ).fetchall()
+        for number, verdict, code, rid in late:
+            if verdict == "unregistered":
+                check = codes.validate(code)
+                also = f" and fails its checksum: {check.describe()}" if check.problems else ""
+                reason = RowError("credit_code", f"{code} is not in the subject register{also}")
+            else:
+                reason = RowError("record_id", f"{rid} already holds a different record")
+            bad.append((number, [reason], None))
+        quarantine_file = _write_quarantine(path, enc, domain, header, bad, quarantine_dir, now)
+        if accepted:
+            _merge(con, target, now, data_dir, catalog, domain)
+        con.close()
+    assert read == accepted + len(bad) + already, "every row read is accounted for"
+    return IngestResult(
+        source=path,
+        domain=domain.code,
+        encoding=enc,
+        read=read,
+        accepted=accepted,
+        quarantined=len(bad),
+        already_present=already,
+        legacy_codes=legacy,
+        quarantine_file=quarantine_file,
+        dataset=target,
+    )
+
+
+def _existing_sql(target: Path) -> str:
+    if target.exists():
+        return (
+            "SELECT record_id, credit_code, decision_no, decision_date FROM read_parquet($target)"
+        )
+    return (
+        "SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS credit_code, "
+        "NULL::VARCHAR AS decision_no, NULL::DATE AS decision_date WHERE false"
+    )
+
+
+_INCOMING = pa.schema(
+    [*RECORD_ARROW_SCHEMA, pa.field("row_no", pa.int64()), pa.field("legacy_code", pa.bool_())]
+)
+
+
+def _merge(
+    con, target: Path, now: datetime, data_dir: Path, catalog: Catalog, domain: Domain
+) -> None:
+    """Rewrite the dataset with the new rows (sorted, atomically), then bring the index along."""
+    cols = select_list(RECORD_COLUMNS)
+    fresh = con.sql(
+        f"SELECT {cols} FROM incoming WHERE verdict = 'new' ORDER BY credit_code, record_id"
+    ).to_arrow_table()
+    con.register("fresh", fresh)
+    previous = signature(target)
+    old = f"SELECT {cols} FROM read_parquet($old) UNION ALL " if previous else ""
+    write_parquet(
+        con,
+        f"{old}SELECT * FROM fresh ORDER BY credit_code, record_id",
+        {"old": str(target)} if previous else {},
+        target,
+        data_cutoff=now.astimezone(SHANGHAI),
+    )
+    if (data_dir / INDEX_NAME).exists():
+        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
+    else:
+        rebuild_index(data_dir, catalog)
+
+
+def _write_quarantine(
+    source: Path,
+    encoding: str,
+    domain: Domain,
+    header: list[str],
+    bad,
+    quarantine_dir: Path,
+    now: datetime,
+) -> Path | None:
+    """One line per bad row: where, which fields, why, then the row exactly as it was read."""
+    if not bad:
+        return None
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    stamp = now.astimezone(SHANGHAI).strftime("%Y%m%dT%H%M%S")
+    path = quarantine_dir / f"{domain.code}-{stamp}-{source.stem}.csv"
+    n = 1
+    while path.exists():
+        n += 1
+        path = quarantine_dir / f"{domain.code}-{stamp}-{source.stem}-{n}.csv"
+    bad = sorted(bad, key=lambda b: b[0])
+    reread = {number for number, _, raw in bad if raw is None}
+    if reread:  # rows rejected after parsing: fetch them again rather than keep every row
+        _, _, rows = read_rows(source, None if encoding == "xlsx" else encoding)
+        originals = {n: raw for n, raw in enumerate(rows, start=2) if n in reread}
+        bad = [(n, p, raw if raw is not None else originals[n]) for n, p, raw in bad]
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source_file", "row", "field", "reason", *header])
+        for number, problems, raw in bad:
+            writer.writerow(
+                [
+                    str(source),
+                    number,
+                    "; ".join(p.field for p in problems),
+                    "; ".join(f"{p.field}: {p.reason}" for p in problems),
+                    *raw,
+                ]
+            )
+    return path

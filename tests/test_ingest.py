@@ -1,0 +1,199 @@
+import csv
+import json
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from creditcert import records, sample, store
+from creditcert.cli import app
+from creditcert.config import SHANGHAI
+from creditcert.errors import DataError, IngestError
+from creditcert.ingest import ingest_file
+from creditcert.store import Store, dataset_path
+
+NOW = datetime(2026, 7, 1, 9, 30, tzinfo=SHANGHAI)
+
+
+def export(city, path: Path, rows=300, bad=16, encoding="utf-8", seed=3):
+    s = city.settings
+    return sample.export_department_file(
+        s.data_dir,
+        s.catalog,
+        s.issuer,
+        domain_code="market-regulation",
+        rows=rows,
+        bad_rows=bad,
+        seed=seed,
+        as_of=date(2026, 6, 30),
+        path=path,
+        encoding=encoding,
+    )
+
+
+def run(city, path: Path, **kwargs):
+    s = city.settings
+    return ingest_file(
+        path,
+        domain_code="market-regulation",
+        catalog=s.catalog,
+        data_dir=s.data_dir,
+        quarantine_dir=city.home / "quarantine",
+        now=NOW,
+        **kwargs,
+    )
+
+
+def quarantine_rows(result):
+    with open(result.quarantine_file, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_gbk_export_is_detected_validated_and_merged(fresh_city, tmp_path):
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, encoding="gbk")
+    before = store.signature(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
+    result = run(fresh_city, path)
+    assert result.encoding == "gb18030"
+    assert result.read == 300
+    assert result.read == result.accepted + result.quarantined + result.already_present
+    assert result.quarantined == 16 and result.already_present == 0
+    bad = quarantine_rows(result)
+    assert len(bad) == 16
+    reasons = " | ".join(r["reason"] for r in bad)
+    for expected in (
+        "check character",
+        "not in the subject register",
+        "decision_no: missing",
+        "not a calendar date",
+        "罚酒三杯",
+        "fine",
+        "duplicate of row",
+        "future",
+    ):
+        assert expected in reasons, expected
+    assert all(r["source_file"] == str(path) and int(r["row"]) >= 2 for r in bad)
+    assert bad[0]["统一社会信用代码"]  # the original row travels with its reason
+    after = store.signature(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
+    assert after != before
+
+
+def test_reingesting_adds_nothing(fresh_city, tmp_path):
+    path = tmp_path / "export.csv"
+    export(fresh_city, path)
+    first = run(fresh_city, path)
+    target = dataset_path(fresh_city.settings.data_dir, "market-regulation")
+    size = target.stat().st_size
+    again = run(fresh_city, path)
+    assert again.accepted == 0
+    assert again.already_present == first.accepted
+    assert again.quarantined == first.quarantined
+    assert target.stat().st_size == size
+
+
+def test_ingested_records_are_found_by_lookup(fresh_city, tmp_path):
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, rows=50, bad=0)
+    with open(path, encoding="utf-8", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    result = run(fresh_city, path)
+    assert result.accepted == 50 and result.quarantine_file is None
+    s = fresh_city.settings
+    req = records.resolve_request(
+        s.catalog, as_of=date(2026, 7, 1), domains=["market-regulation"], years=5
+    )
+    with Store(s.data_dir, s.catalog) as st:
+        found = records.lookup(st, s, first["统一社会信用代码"], req)
+        [dom] = found.domains
+        numbers = {r.decision_no for r in dom.records} | set()
+        total = len(dom.records) + sum(dom.left_out.values())
+        assert total >= 1
+        all_rows = st.records(first["统一社会信用代码"], [s.catalog.domain("market-regulation")])
+        assert first["行政处罚决定书文号"] in {
+            r["decision_no"] for r in all_rows["market-regulation"]
+        }
+        assert dom.data_cutoff == NOW
+        del numbers
+
+
+def test_xlsx_export_ingests_like_csv(fresh_city, tmp_path):
+    path = tmp_path / "export.xlsx"
+    export(fresh_city, path, rows=120, bad=8)
+    result = run(fresh_city, path)
+    assert result.encoding == "xlsx"
+    assert (result.read, result.quarantined) == (120, 8)
+    assert result.accepted == 112
+
+
+def test_gbk_file_read_as_utf8_is_a_clear_error_and_changes_nothing(fresh_city, tmp_path):
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, encoding="gbk")
+    target = dataset_path(fresh_city.settings.data_dir, "market-regulation")
+    before = target.read_bytes()
+    with pytest.raises(IngestError, match=r"export.csv: not valid utf-8 near line \d+.*gbk"):
+        run(fresh_city, path, encoding="utf-8")
+    assert target.read_bytes() == before
+
+
+def test_missing_required_column_is_refused(fresh_city, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text(
+        "行政相对人名称,统一社会信用代码\n某公司,91110000600037341L\n", encoding="utf-8"
+    )
+    with pytest.raises(IngestError, match="missing required column.*decision_no"):
+        run(fresh_city, path)
+
+
+def test_corrupt_dataset_is_named_and_left_alone(fresh_city, tmp_path):
+    target = dataset_path(fresh_city.settings.data_dir, "market-regulation")
+    target.write_bytes(b"PAR1 this is not parquet")
+    broken = target.read_bytes()
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, rows=20, bad=0)
+    with pytest.raises(DataError, match="market-regulation.parquet"):
+        run(fresh_city, path)
+    assert target.read_bytes() == broken
+
+
+def test_crash_while_writing_keeps_the_old_dataset(fresh_city, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    target = dataset_path(fresh_city.settings.data_dir, "market-regulation")
+    before = target.read_bytes()
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, rows=20, bad=0)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", boom)
+    with pytest.raises(OSError, match="disk full"):
+        run(fresh_city, path)
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_cli_ingest_json_and_exit_code(fresh_city, tmp_path):
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, rows=40, bad=4)
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--domain",
+            "market-regulation",
+            str(path),
+            "--json",
+            "--home",
+            str(fresh_city.home),
+        ],
+    )
+    assert res.exit_code == 1  # some rows quarantined
+    body = json.loads(res.stdout)
+    assert body["read"] == 40 and body["quarantined"] == 4 and body["accepted"] == 36
+    missing = runner.invoke(
+        app, ["ingest", "--domain", "market-regulation", "nope.csv", "--home", str(fresh_city.home)]
+    )
+    assert missing.exit_code == 2
