@@ -70,7 +70,8 @@ _INDUSTRIES = [
 _FORMS = ["有限公司", "有限责任公司", "股份有限公司", "(集团)有限公司"]
 _SHOPS = ["餐馆", "便利店", "五金店", "理发店", "汽车修理部", "水果店", "服装店", "烧烤店", "药店"]
 _CROPS = ["蔬菜", "水稻", "玉米", "食用菌", "生猪养殖", "果树"]
-_ORGS = ["行业协会", "商会", "职业培训学校", "公益基金会", "研究中心"]
+_PUBLIC_UNITS = ["检验检测中心", "职业技术学校", "人民医院", "规划设计研究院", "广播电视台"]
+_SOCIAL = ["行业协会", "商会", "职业培训学校", "公益基金会", "民办幼儿园"]
 
 _FACTS = [
     "未按规定公示年度报告",
@@ -90,6 +91,60 @@ _FACTS = [
     "违规处置建筑垃圾",
     "无证经营",
 ]
+# (facts, law) typical of a domain; other domains draw from the generic lists.
+_DOMAIN_FACTS: dict[str, tuple[list[str], str]] = {
+    "market-regulation": (
+        [
+            "超出核准登记的经营范围从事经营活动",
+            "销售不符合食品安全标准的食品",
+            "发布虚假违法广告",
+            "未按规定公示年度报告",
+            "无证经营",
+        ],
+        "中华人民共和国市场主体登记管理条例",
+    ),
+    "taxation": (
+        ["未按期办理纳税申报和报送纳税资料", "未按规定开具发票", "逃避追缴欠税"],
+        "中华人民共和国税收征收管理法",
+    ),
+    "transport": (
+        ["车辆超限超载运输", "未取得道路运输经营许可擅自从事经营", "未按规定进行车辆维护检测"],
+        "中华人民共和国道路运输条例",
+    ),
+    "ecology-environment": (
+        ["违反规定排放大气污染物", "未依法履行环境影响评价程序", "未按规定贮存危险废物"],
+        "中华人民共和国大气污染防治法",
+    ),
+    "urban-management": (
+        ["占用城市道路从事经营活动", "违规处置建筑垃圾", "擅自设置户外广告"],
+        "城市市容和环境卫生管理条例",
+    ),
+    "work-safety": (
+        [
+            "未落实安全生产主体责任",
+            "未按规定建立安全生产教育培训档案",
+            "未如实记录安全生产隐患排查治理情况",
+        ],
+        "中华人民共和国安全生产法",
+    ),
+    "fire-safety": (
+        ["消防设施、器材未保持完好有效", "占用、堵塞、封闭疏散通道、安全出口"],
+        "中华人民共和国消防法",
+    ),
+    "housing-construction": (
+        ["未取得施工许可证擅自施工", "未按照工程建设强制性标准施工"],
+        "建设工程质量管理条例",
+    ),
+    "social-security": (
+        ["未按规定为职工缴纳社会保险费", "拖欠劳动者劳动报酬"],
+        "中华人民共和国社会保险法",
+    ),
+    "health": (
+        ["未取得卫生许可证从事公共场所经营", "从业人员未取得健康合格证明"],
+        "公共场所卫生管理条例",
+    ),
+}
+
 _LAWS = [
     "中华人民共和国行政处罚法",
     "中华人民共和国安全生产法",
@@ -218,11 +273,12 @@ def _subjects(rng: np.random.Generator, issuer: Issuer, n: int, as_of: date) -> 
     enterprise = city + trade + pick(_INDUSTRIES) + pick(_FORMS)
     shop = district_names + trade + pick(_SHOPS)
     coop = district_names + trade + pick(_CROPS) + "专业合作社"
-    org = city + "市" + trade + pick(_ORGS)
-    names = np.where(
-        types == "91",
-        enterprise,
-        np.where(types == "92", shop, np.where(types == "93", coop, org)),
+    public_unit = city + "市" + trade + pick(_PUBLIC_UNITS)
+    social = city + "市" + trade + pick(_SOCIAL)
+    names = np.select(
+        [types == "91", types == "92", types == "93", types == "12"],
+        [enterprise, shop, coop, public_unit],
+        default=social,
     )
     # The register holds one subject with a very long name, as real registers do.
     if n > 1:
@@ -278,8 +334,8 @@ def _record_params(
         "kind_slots": _slots(kinds),
         "penalty_codes": list(_PENALTY_ZH),
         "penalty_zh": list(_PENALTY_ZH.values()),
-        "facts": _FACTS,
-        "laws": _LAWS,
+        "facts": _DOMAIN_FACTS[domain.code][0] if domain.code in _DOMAIN_FACTS else _FACTS,
+        "laws": [_DOMAIN_FACTS[domain.code][1]] if domain.code in _DOMAIN_FACTS else _LAWS,
         "authority": f"{issuer.name}{domain.department.split('/')[0].strip()}",
         "decision_prefix": f"{city_short}{domain.abbr}",
         "id_prefix": f"{issuer.admin_code}-{domain.code}-",
