@@ -7,6 +7,7 @@ error (the library's CreditcertError).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -67,6 +68,18 @@ HomeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON instead of a table.")]
 
 
+@app.callback()
+def _global(
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="The city's home directory, for every command that follows."),
+    ] = None,
+) -> None:
+    """creditcert: special credit reports (信用代证) for a city's credit centre."""
+    if home is not None:  # `creditcert --home DIR lookup …` works like `lookup … --home DIR`
+        os.environ[config_mod.HOME_ENV] = str(home)
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     raise typer.Exit(code)
@@ -96,7 +109,7 @@ def init(
     path = config_mod.init(root, admin_code=city, name=name, name_en=name_en)
     out.print(f"wrote {path}")
     out.print(f"wrote {root / 'catalog.toml'} (the default 52-domain catalog; edit to suit)")
-    out.print(f"next: creditcert --home {root} sample generate   (or creditcert ingest …)")
+    out.print(f"next: creditcert --home {root} sample generate   (or … ingest)")
 
 
 @code_app.command("check")

@@ -35,6 +35,7 @@ from .schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
 from .store import (
     INDEX_NAME,
     append_to_index,
+    bounded,
     dataset_path,
     rebuild_index,
     signature,
@@ -419,7 +420,7 @@ def ingest_file(
 
     target = dataset_path(data_dir, domain.dataset)
     with _exclusive(data_dir):
-        con = duckdb.connect()
+        con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
         try:
             con.execute(
@@ -508,7 +509,7 @@ def _merge(
         f"{old}SELECT * FROM fresh ORDER BY credit_code, record_id",
         {"old": str(target)} if previous else {},
         target,
-        data_cutoff=now.astimezone(SHANGHAI),
+        data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
     )
     if (data_dir / INDEX_NAME).exists():
         append_to_index(data_dir, catalog, domain.dataset, fresh, previous)

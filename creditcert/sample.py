@@ -20,7 +20,7 @@ from .catalog import Catalog
 from .config import SHANGHAI, Issuer
 from .divisions import districts
 from .schema import RECORD_COLUMNS, select_list
-from .store import dataset_path, rebuild_index, subjects_path, write_parquet
+from .store import bounded, dataset_path, rebuild_index, subjects_path, write_parquet
 
 # Relative record frequency per domain; domains not listed weigh 1.
 DOMAIN_WEIGHTS = {
@@ -213,7 +213,7 @@ def generate(
     rng = np.random.default_rng(seed)
     cutoff = datetime.combine(as_of, time(2, 0), SHANGHAI)
     register = _subjects(rng, issuer, subjects, as_of)
-    con = duckdb.connect()
+    con = bounded(duckdb.connect(), data_dir / ".spill")
     con.register("register_src", register)
     write_parquet(
         con,

@@ -18,6 +18,7 @@ All values reach SQL as bound parameters; no SQL text is built from user input.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -119,9 +120,23 @@ def _signature(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+# Writers cap DuckDB's memory and spill to disk beyond it, so a 10 M-record rebuild or sample
+# generation stays within a few GiB on a small machine (DuckDB's default is 80 % of RAM).
+WRITER_MEMORY = "2GB"
+
+
+def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Cap a writing connection's memory; what does not fit spills under spill_dir."""
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET memory_limit = '{WRITER_MEMORY}'").fetchall()
+    con.execute("SET temp_directory = ?", [str(spill_dir)]).fetchall()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    return con
+
+
 def _open_for_write(index: Path) -> duckdb.DuckDBPyConnection:
     try:
-        con = duckdb.connect(str(index))
+        con = bounded(duckdb.connect(str(index)), index.parent / ".spill")
     except duckdb.Error as exc:
         raise DataError(f"{index}: cannot open the data index for writing ({exc})") from None
     con.execute(
@@ -150,6 +165,25 @@ def _record_source(con, key: str, path: Path, rows: int, cutoff: datetime | None
         "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
         [key, size, mtime, rows, cutoff.isoformat() if cutoff else None],
     ).fetchall()
+
+
+def _code_ranges(con: duckdb.DuckDBPyConnection, subjects: int) -> list[tuple[str, str]]:
+    """Consecutive [lo, hi) credit-code ranges of about 50 000 subjects each, covering all codes."""
+    step = 50_000
+    cuts = (
+        [
+            r[0]
+            for r in con.execute(
+                "SELECT credit_code FROM (SELECT credit_code, row_number() OVER (ORDER BY credit_code) "
+                "AS n FROM subjects) WHERE n % ? = 0 ORDER BY credit_code",
+                [step],
+            ).fetchall()
+        ]
+        if subjects > step
+        else []
+    )
+    bounds = ["", *cuts, "\U0010ffff"]
+    return list(itertools.pairwise(bounds))
 
 
 def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
@@ -188,12 +222,20 @@ def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
         ).fetchall()
         if sources:
             union = " UNION ALL ".join(
-                f"SELECT $ds{i} AS dataset, {select_list(RECORD_COLUMNS)} FROM read_parquet($path{i})"
+                f"SELECT $ds{i} AS dataset, {select_list(RECORD_COLUMNS)} "
+                f"FROM read_parquet($path{i}) WHERE credit_code >= $lo AND credit_code < $hi"
                 for i in range(len(sources))
             )
-            params = {f"ds{i}": ds for i, (ds, _, _) in enumerate(sources)}
+            params: dict[str, object] = {f"ds{i}": ds for i, (ds, _, _) in enumerate(sources)}
             params.update({f"path{i}": str(p) for i, (_, p, _) in enumerate(sources)})
-            con.execute(f"INSERT INTO records {union} ORDER BY credit_code", params).fetchall()
+            # Sort bucket by bucket (credit-code ranges from the register), so no single sort
+            # has to hold all records; the Parquet files are sorted, so each pass reads only
+            # the row groups of its range. The table comes out globally sorted.
+            for lo, hi in _code_ranges(con, count):
+                con.execute(
+                    f"INSERT INTO records {union} ORDER BY credit_code",
+                    {**params, "lo": lo, "hi": hi},
+                ).fetchall()
         for dataset, path, cutoff in sources:
             rows = con.execute(
                 "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
@@ -277,7 +319,8 @@ class Store:
                 "SELECT dataset, size, mtime_ns, rows, data_cutoff FROM sources"
             ).fetchall()
         }
-        self._check_fresh(SUBJECTS_KEY, subjects_path(data_dir))
+        self._paths: dict[str, str] = {SUBJECTS_KEY: str(subjects_path(data_dir))}
+        self._check_fresh(SUBJECTS_KEY)
 
     def close(self) -> None:
         self._con.close()
@@ -288,15 +331,23 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _check_fresh(self, key: str, path: Path) -> None:
-        if not path.exists():
-            raise DataError(f"dataset file missing: {path}")
-        if key not in self._sources:
+    def _check_fresh(self, key: str) -> tuple:
+        """The index's row for a file, after checking the file is the one it was built from."""
+        path = self._paths.get(key)
+        if path is None:
+            path = self._paths[key] = str(dataset_path(self.data_dir, key))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise DataError(f"dataset file missing: {path}") from None
+        source = self._sources.get(key)
+        if source is None:
             raise DataError(f"{path} is not in the data index; run `creditcert data reindex`")
-        if self._sources[key][:2] != _signature(path):
+        if source[:2] != (st.st_size, st.st_mtime_ns):
             raise DataError(
                 f"{path} changed after the data index was built; run `creditcert data reindex`"
             )
+        return source
 
     def subject(self, credit_code: str) -> Subject | None:
         rows = self._con.execute(
@@ -307,7 +358,7 @@ class Store:
     def records(self, credit_code: str, domains: Sequence[Domain]) -> dict[str, list[dict]]:
         """Every record of one subject in the given domains, as dicts keyed by column name."""
         for d in domains:
-            self._check_fresh(d.dataset, dataset_path(self.data_dir, d.dataset))
+            self._check_fresh(d.dataset)
         by_dataset = {d.dataset: d.code for d in domains}
         out: dict[str, list[dict]] = {d.code: [] for d in domains}
         rows = self._con.execute(
@@ -319,9 +370,8 @@ class Store:
         return out
 
     def dataset_info(self, domain: Domain) -> DatasetInfo:
+        _, _, rows, cutoff = self._check_fresh(domain.dataset)
         path = dataset_path(self.data_dir, domain.dataset)
-        self._check_fresh(domain.dataset, path)
-        _, _, rows, cutoff = self._sources[domain.dataset]
         return DatasetInfo(domain.dataset, path, rows, datetime.fromisoformat(cutoff))
 
     def subject_codes(self, *, with_records: bool | None, limit: int | None) -> list[str]:

@@ -1,0 +1,179 @@
+"""`make bench`: sample generation, subject lookup (warm and cold) and ingest, at city scale.
+
+Prints a Markdown table of results; benchmarks/README.md keeps a copy with the machine it ran on.
+Data goes to benchmarks/data/ (ignored by git) and is reused when its parameters match.
+
+    python benchmarks/run.py [--records 10000000] [--subjects 1000000] [--lookups 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+AS_OF = date(2026, 6, 30)
+
+
+def sh(*args: str, env: dict | None = None) -> tuple[float, int, str]:
+    """Run a command; (seconds, peak RSS of that child alone in MiB, stdout)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(args, stdout=out, stderr=err, env=env, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        took = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode not in (0, 1):
+            sys.exit(f"{' '.join(args)} failed ({child.returncode}):\n{err.read()}")
+        return took, usage.ru_maxrss // 1024, out.read()
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=10_000_000)
+    ap.add_argument("--subjects", type=int, default=1_000_000)
+    ap.add_argument("--lookups", type=int, default=300)
+    ap.add_argument("--ingest-rows", type=int, default=1_000_000)
+    args = ap.parse_args()
+
+    home = HERE / "data" / f"city-{args.subjects}-{args.records}"
+    env = {**os.environ, "CREDITCERT_HOME": str(home)}
+    cli = str(BIN / "creditcert")
+    rows: list[tuple[str, str]] = []
+    stamp = home / "generated.json"
+    if not stamp.exists():
+        shutil.rmtree(home, ignore_errors=True)
+        sh(cli, "init", "--city", "210100", "--name", "沈阳市", "--home", str(home))
+        took, peak, _ = sh(
+            cli,
+            "sample",
+            "generate",
+            "--subjects",
+            str(args.subjects),
+            "--records",
+            str(args.records),
+            "--seed",
+            "2025",
+            "--as-of",
+            AS_OF.isoformat(),
+            env=env,
+        )
+        stamp.write_text(json.dumps({"seconds": took, "peak_mib": peak}))
+    gen = json.loads(stamp.read_text())
+    size = sum(p.stat().st_size for p in (home / "data").rglob("*") if p.is_file())
+    rows.append(
+        (
+            f"generate {args.records:,} records / {args.subjects:,} subjects",
+            f"{gen['seconds']:.1f} s, peak {gen['peak_mib']:,} MiB, on disk {size / 2**30:.2f} GiB",
+        )
+    )
+
+    # Warm lookups: one process, one open store, random registered subjects, all 52 domains.
+    warm = subprocess.run(
+        [sys.executable, str(HERE / "lookup_warm.py"), str(home), str(args.lookups)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    w = json.loads(warm.stdout)
+    rows.append(
+        (
+            f"lookup, 52 domains, warm ({args.lookups} subjects)",
+            f"p50 {w['p50_ms']:.2f} ms, p95 {w['p95_ms']:.2f} ms, max {w['max_ms']:.1f} ms",
+        )
+    )
+    rows.append(("  of which the DuckDB query", f"p50 {w['query_p50_ms']:.2f} ms"))
+    rows.append(("  open the store (first query included)", f"{w['open_ms']:.0f} ms"))
+    rows.append(("  peak memory of that process", f"{w['peak_mib']:,} MiB"))
+
+    # Cold lookups: a new `creditcert lookup` process each time.
+    codes = w["sample_codes"][:10]
+    cold = []
+    peak = 0
+    for code in codes:
+        took, p, _ = sh(cli, "lookup", code, "--all", "--json", "--as-of", "2026-07-01", env=env)
+        cold.append(took)
+        peak = max(peak, p)
+    rows.append(
+        (
+            "lookup, 52 domains, cold CLI (10 runs)",
+            f"median {statistics.median(cold) * 1000:.0f} ms, peak {peak:,} MiB",
+        )
+    )
+
+    # Ingest: a department export of new rows (1 % spoiled) into a copy of the city.
+    scratch = HERE / "data" / "ingest-scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(home, scratch)
+    env2 = {**os.environ, "CREDITCERT_HOME": str(scratch)}
+    export = scratch / "export.csv"
+    took, _, _ = sh(
+        cli,
+        "sample",
+        "export",
+        "--domain",
+        "market-regulation",
+        "--rows",
+        str(args.ingest_rows),
+        "--bad-rows",
+        str(args.ingest_rows // 100),
+        "--encoding",
+        "gbk",
+        "--out",
+        str(export),
+        env=env2,
+    )
+    took, peak, out = sh(
+        cli, "ingest", "--domain", "market-regulation", str(export), "--json", env=env2
+    )
+    result = json.loads(out)
+    rows.append(
+        (
+            f"ingest {result['read']:,}-row GBK CSV (1 % bad rows)",
+            f"{took:.1f} s = {result['read'] / took:,.0f} rows/s, peak {peak:,} MiB; "
+            f"accepted {result['accepted']:,}, quarantined {result['quarantined']:,}",
+        )
+    )
+    took, _, out = sh(
+        cli, "ingest", "--domain", "market-regulation", str(export), "--json", env=env2
+    )
+    rows.append(
+        (
+            "re-ingest the same file",
+            f"{took:.1f} s, already present {json.loads(out)['already_present']:,}",
+        )
+    )
+    shutil.rmtree(scratch, ignore_errors=True)
+
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, {date.today() + timedelta(0)}\n"
+    )
+    print("| what | result |\n| --- | --- |")
+    for what, result_text in rows:
+        print(f"| {what} | {result_text} |")
+
+
+if __name__ == "__main__":
+    random.seed(1)
+    main()
