@@ -7,7 +7,6 @@ error (the library's CreditcertError).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -46,11 +45,13 @@ domains_app = typer.Typer(help="The domain catalog.", no_args_is_help=True)
 purposes_app = typer.Typer(help="Purpose presets (上市, 招投标, 融资 …).", no_args_is_help=True)
 sample_app = typer.Typer(help="Deterministic sample data for a city.", no_args_is_help=True)
 data_app = typer.Typer(help="The city's datasets and their index.", no_args_is_help=True)
+register_app = typer.Typer(help="The subject register.", no_args_is_help=True)
 app.add_typer(code_app, name="code")
 app.add_typer(domains_app, name="domains")
 app.add_typer(purposes_app, name="purposes")
 app.add_typer(sample_app, name="sample")
 app.add_typer(data_app, name="data")
+app.add_typer(register_app, name="register")
 
 # Piped output is read by scripts and people alike: keep it wide rather than wrapped at 80.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -60,8 +61,7 @@ HomeOpt = Annotated[
     Path | None,
     typer.Option(
         "--home",
-        envvar=config_mod.HOME_ENV,
-        help="The city's home directory (holds creditcert.toml).",
+        help="The city's home directory (holds creditcert.toml; default $CREDITCERT_HOME or .).",
         show_default=False,
     ),
 ]
@@ -76,8 +76,8 @@ def _global(
     ] = None,
 ) -> None:
     """creditcert: special credit reports (信用代证) for a city's credit centre."""
-    if home is not None:  # `creditcert --home DIR lookup …` works like `lookup … --home DIR`
-        os.environ[config_mod.HOME_ENV] = str(home)
+    global _global_home  # `creditcert --home DIR lookup …` works like `lookup … --home DIR`
+    _global_home = home
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -93,8 +93,11 @@ def _today() -> date:
     return datetime.now(config_mod.SHANGHAI).date()
 
 
+_global_home: Path | None = None
+
+
 def _settings(home: Path | None) -> config_mod.Settings:
-    return config_mod.load(home)
+    return config_mod.load(home or _global_home)
 
 
 @app.command()
@@ -105,7 +108,7 @@ def init(
     home: HomeOpt = None,
 ) -> None:
     """Create a city's home: a commented creditcert.toml and a copy of the default catalog."""
-    root = config_mod.resolve_home(home)
+    root = config_mod.resolve_home(home or _global_home)
     path = config_mod.init(root, admin_code=city, name=name, name_en=name_en)
     out.print(f"wrote {path}")
     out.print(f"wrote {root / 'catalog.toml'} (the default 52-domain catalog; edit to suit)")
@@ -428,6 +431,40 @@ def ingest(
                 f"  {result.legacy_codes} accepted row(s) carry a legacy code that fails "
                 "its checksum but is registered"
             )
+        if result.quarantine_file:
+            out.print(f"  quarantine: {result.quarantine_file}")
+    raise typer.Exit(1 if result.quarantined else 0)
+
+
+@register_app.command("import")
+def register_import(
+    file: Annotated[Path, typer.Argument(help="Register export: CSV (UTF-8 or GBK) or .xlsx.")],
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding (default: detect).")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add new subjects and update known ones from a register export; quarantine bad rows."""
+    from .register import import_register
+
+    settings = _settings(home)
+    result = import_register(
+        file.resolve(),
+        data_dir=settings.data_dir,
+        catalog=settings.catalog,
+        quarantine_dir=settings.home / "quarantine",
+        now=datetime.now(config_mod.SHANGHAI),
+        encoding=encoding,
+    )
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        out.print(
+            f"{file} ({result.encoding}) → register: read {result.read:,}, added {result.added:,}, "
+            f"updated {result.updated:,}, unchanged {result.unchanged:,}, "
+            f"quarantined {result.quarantined:,}"
+        )
+        if result.legacy_codes:
+            out.print(f"  {result.legacy_codes} legacy code(s) failing a checksum were accepted")
         if result.quarantine_file:
             out.print(f"  quarantine: {result.quarantine_file}")
     raise typer.Exit(1 if result.quarantined else 0)

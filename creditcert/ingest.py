@@ -61,15 +61,30 @@ class ColumnMap:
     required: tuple[str, ...]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> ColumnMap:
+    def load(cls, path: Path | None = None, *, register: bool = False) -> ColumnMap:
+        """The record columns, or with `register` the subject register's columns."""
         path = path or ingest_columns_path()
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            fields, required = raw["fields"], tuple(raw["required"]["columns"])
+            if register:
+                fields, required = raw["register"], ("credit_code", "name")
+            else:
+                fields, required = raw["fields"], tuple(raw["required"]["columns"])
         except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
             raise IngestError(f"{path}: not a valid column map ({exc})") from None
-        by_header = {_fold(alias): field for field, aliases in fields.items() for alias in aliases}
+        by_header = {fold(alias): field for field, aliases in fields.items() for alias in aliases}
         return cls(by_header, required)
+
+    def fields_of(self, path: Path, header: list[str]) -> list[str | None]:
+        """The field of each column of a file's header; a missing required field is an error."""
+        fields = [self.by_header.get(fold(h)) for h in header]
+        missing = [f for f in self.required if f not in fields]
+        if missing:
+            raise IngestError(
+                f"{path}: missing required column(s) for {', '.join(missing)}; found "
+                f"{', '.join(h for h in header if h)} (column names: domains/ingest-columns.toml)"
+            )
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +116,7 @@ class IngestResult:
         }
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
@@ -354,7 +369,7 @@ def _fine(values: dict[str, str]) -> Decimal | None:
 
 
 @contextmanager
-def _exclusive(data_dir: Path) -> Iterator[None]:
+def exclusive(data_dir: Path) -> Iterator[None]:
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(data_dir / ".ingest.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -381,13 +396,7 @@ def ingest_file(
     if not register.exists():
         raise IngestError(f"no subject register at {register}; load the register before records")
     enc, header, rows = read_rows(path, encoding)
-    fields = [columns.by_header.get(_fold(h)) for h in header]
-    missing = [f for f in columns.required if f not in fields]
-    if missing:
-        raise IngestError(
-            f"{path}: missing required column(s) for {', '.join(missing)}; "
-            f"found {', '.join(h for h in header if h)} (column names: domains/ingest-columns.toml)"
-        )
+    fields = columns.fields_of(path, header)
 
     batches: list[pa.RecordBatch] = []
     chunk: list[dict[str, Any]] = []
@@ -419,7 +428,7 @@ def ingest_file(
     del first_seen
 
     target = dataset_path(data_dir, domain.dataset)
-    with _exclusive(data_dir):
+    with exclusive(data_dir):
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
         try:
@@ -458,7 +467,7 @@ def ingest_file(
             else:
                 reason = RowError("record_id", f"{rid} already holds a different record")
             bad.append((number, [reason], None))
-        quarantine_file = _write_quarantine(path, enc, domain, header, bad, quarantine_dir, now)
+        quarantine_file = write_quarantine(path, enc, domain.code, header, bad, quarantine_dir, now)
         if accepted:
             _merge(con, target, now, data_dir, catalog, domain)
         con.close()
@@ -517,10 +526,10 @@ def _merge(
         rebuild_index(data_dir, catalog)
 
 
-def _write_quarantine(
+def write_quarantine(
     source: Path,
     encoding: str,
-    domain: Domain,
+    label: str,
     header: list[str],
     bad,
     quarantine_dir: Path,
@@ -531,11 +540,11 @@ def _write_quarantine(
         return None
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.astimezone(SHANGHAI).strftime("%Y%m%dT%H%M%S")
-    path = quarantine_dir / f"{domain.code}-{stamp}-{source.stem}.csv"
+    path = quarantine_dir / f"{label}-{stamp}-{source.stem}.csv"
     n = 1
     while path.exists():
         n += 1
-        path = quarantine_dir / f"{domain.code}-{stamp}-{source.stem}-{n}.csv"
+        path = quarantine_dir / f"{label}-{stamp}-{source.stem}-{n}.csv"
     bad = sorted(bad, key=lambda b: b[0])
     reread = {number for number, _, raw in bad if raw is None}
     if reread:  # rows rejected after parsing: fetch them again rather than keep every row

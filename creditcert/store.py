@@ -167,6 +167,36 @@ def _record_source(con, key: str, path: Path, rows: int, cutoff: datetime | None
     ).fetchall()
 
 
+def _load_subjects(con: duckdb.DuckDBPyConnection, subjects: Path) -> int:
+    con.execute(
+        f"CREATE OR REPLACE TABLE subjects AS SELECT {select_list(SUBJECT_COLUMNS)} "
+        "FROM read_parquet(?) ORDER BY credit_code",
+        [str(subjects)],
+    ).fetchall()
+    count = con.execute("SELECT count(*) FROM subjects").fetchall()[0][0]
+    _record_source(con, SUBJECTS_KEY, subjects, count, None)
+    return count
+
+
+def refresh_subjects(data_dir: Path, catalog: Catalog) -> None:
+    """Reload the register into the index after it was rewritten (or build the index)."""
+    index = data_dir / INDEX_NAME
+    if not index.exists():
+        rebuild_index(data_dir, catalog)
+        return
+    con = _open_for_write(index)
+    try:
+        _describe(con, subjects_path(data_dir), SUBJECT_COLUMNS)
+        con.execute("BEGIN").fetchall()
+        _load_subjects(con, subjects_path(data_dir))
+        con.execute("COMMIT").fetchall()
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK").fetchall()
+        raise DataError(f"{index}: register update failed ({exc})") from None
+    finally:
+        con.close()
+
+
 def _code_ranges(con: duckdb.DuckDBPyConnection, subjects: int) -> list[tuple[str, str]]:
     """Consecutive [lo, hi) credit-code ranges of about 50 000 subjects each, covering all codes."""
     step = 50_000
@@ -208,13 +238,7 @@ def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
             _describe(con, path, RECORD_COLUMNS)
         con.execute("BEGIN").fetchall()
         con.execute("DELETE FROM sources").fetchall()
-        con.execute(
-            f"CREATE OR REPLACE TABLE subjects AS SELECT {select_list(SUBJECT_COLUMNS)} "
-            "FROM read_parquet(?) ORDER BY credit_code",
-            [str(subjects)],
-        ).fetchall()
-        count = con.execute("SELECT count(*) FROM subjects").fetchall()[0][0]
-        _record_source(con, SUBJECTS_KEY, subjects, count, None)
+        count = _load_subjects(con, subjects)
         con.execute(
             "CREATE OR REPLACE TABLE records (dataset VARCHAR, "
             + ", ".join(f'"{n}" {t}' for n, t in RECORD_COLUMNS)

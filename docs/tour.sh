@@ -26,6 +26,12 @@ quarantined() { echo "(exit $?: some rows were quarantined; the file above says 
 step creditcert ingest --domain market-regulation out/demo/market-regulation-export.csv || quarantined
 echo "(ingesting the same file again adds nothing:)"
 step creditcert ingest --domain market-regulation out/demo/market-regulation-export.csv || quarantined
+# The market-supervision register export brings a new enterprise and a status change.
+printf '统一社会信用代码,企业名称,成立日期,登记状态\n%s,沈阳新开张商贸有限公司,2026-05-01,存续\n%s,%s,2015-03-01,吊销，未注销\n' \
+  91210106BE2BKBRQ9Q "$BUSY" "$(creditcert lookup "$BUSY" --domains taxation --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["subject"]["name"])')" \
+  > out/demo/register-update.csv
+step creditcert register import out/demo/register-update.csv
+step creditcert lookup 91210106BE2BKBRQ9Q --purpose financing
 step creditcert data status
 
 cat <<EOT
