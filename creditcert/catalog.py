@@ -122,14 +122,14 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
     def fail(where: str, message: str) -> CatalogError:
         return CatalogError(f"{source}: {where}: {message}")
 
-    _no_unknown(raw, _TOP_KEYS, "top level", fail)
+    only_keys(raw, _TOP_KEYS, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
     meta = {}
     for key in ("id", "version", "zh", "en"):
         meta[key] = _text(raw, key, "top level", fail)
     defaults = raw.get("defaults", {})
-    _no_unknown(defaults, _RULE_KEYS, "[defaults]", fail)
+    only_keys(defaults, _RULE_KEYS, "[defaults]", fail)
 
     entries = raw.get("domain")
     if not isinstance(entries, list) or not entries:
@@ -143,7 +143,7 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
             raise fail(where, "must be a table")
         code = _text(entry, "code", where, fail)
         where = f"[[domain]] #{i} ({code})"
-        _no_unknown(entry, _DOMAIN_KEYS, where, fail)
+        only_keys(entry, _DOMAIN_KEYS, where, fail)
         if not _CODE.match(code):
             raise fail(f"{where}.code", "must be a lower-case slug like 'market-regulation'")
         if code in seen:
@@ -176,7 +176,7 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
         where = f"[purpose.{key}]"
         if not _CODE.match(key):
             raise fail(where, "purpose code must be a lower-case slug")
-        _no_unknown(entry, _PURPOSE_KEYS, where, fail)
+        only_keys(entry, _PURPOSE_KEYS, where, fail)
         names = entry.get("domains")
         if names == "all":
             chosen = tuple(codes)
@@ -210,6 +210,17 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
     )
 
 
+def purpose_json(p: Purpose) -> dict[str, Any]:
+    return {
+        "code": p.code,
+        "zh": p.zh,
+        "en": p.en,
+        "domains": list(p.domains),
+        "years": p.years,
+        "validity_days": p.validity_days,
+    }
+
+
 def as_raw(catalog: Catalog) -> dict[str, Any]:
     """The catalog back in the TOML-shaped form parse() takes (used to apply a city's overrides)."""
     domains = []
@@ -218,14 +229,7 @@ def as_raw(catalog: Catalog) -> dict[str, Any]:
         fields = {k: getattr(d, k) for k in ("code", "zh", "en", "department", "dataset", "abbr")}
         domains.append({**fields, **rules})
     purposes = {
-        p.code: {
-            "zh": p.zh,
-            "en": p.en,
-            "domains": list(p.domains),
-            "years": p.years,
-            "validity_days": p.validity_days,
-        }
-        for p in catalog.purposes
+        p.code: {k: v for k, v in purpose_json(p).items() if k != "code"} for p in catalog.purposes
     }
     meta = {"id": catalog.id, "version": catalog.version, "zh": catalog.zh, "en": catalog.en}
     return {"format": FORMAT, **meta, "domain": domains, "purpose": purposes}
@@ -242,7 +246,8 @@ def _rules(entry: dict[str, Any], where: str, fail) -> CountingRules:
     )
 
 
-def _no_unknown(table: Any, allowed: set[str], where: str, fail) -> None:
+def only_keys(table: Any, allowed: set[str], where: str, fail) -> None:
+    """Refuse a non-table or a table with keys outside `allowed`, naming them and the allowed."""
     if not isinstance(table, dict):
         raise fail(where, "must be a table")
     unknown = sorted(set(table) - allowed)

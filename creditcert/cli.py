@@ -216,19 +216,9 @@ def purposes_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Purpose presets: domains, default look-back and validity."""
     catalog = _settings(home).catalog
     if as_json:
-        _print_json(
-            [
-                {
-                    "code": p.code,
-                    "zh": p.zh,
-                    "en": p.en,
-                    "domains": list(p.domains),
-                    "years": p.years,
-                    "validity_days": p.validity_days,
-                }
-                for p in catalog.purposes
-            ]
-        )
+        from .catalog import purpose_json
+
+        _print_json([purpose_json(p) for p in catalog.purposes])
         return
     table = Table()
     for col in ("code", "用途", "purpose", "domains", "years", "valid days"):

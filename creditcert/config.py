@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import catalog as catalog_mod
-from .catalog import Catalog
+from .catalog import Catalog, only_keys
 from .errors import ConfigError
 from .resources import default_catalog_path
 
@@ -120,11 +120,11 @@ def load(home: str | Path | None = None) -> Settings:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    _only(raw, {"format", "issuer", "data", "report", "purposes"}, "top level", fail)
+    only_keys(raw, {"format", "issuer", "data", "report", "purposes"}, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
     issuer_t = _table(raw, "issuer", fail)
-    _only(issuer_t, {"admin_code", "name", "name_en"}, "issuer", fail)
+    only_keys(issuer_t, {"admin_code", "name", "name_en"}, "issuer", fail)
     admin_code = _get(issuer_t, "issuer.admin_code", str, fail)
     if not _ADMIN_CODE.match(admin_code):
         raise fail("issuer.admin_code", f"must be a 6-digit GB/T 2260 code, got {admin_code!r}")
@@ -132,7 +132,7 @@ def load(home: str | Path | None = None) -> Settings:
     issuer = Issuer(admin_code, name, issuer_t.get("name_en", name))
 
     data_t = _table(raw, "data", fail)
-    _only(data_t, {"catalog", "location", "complete_from"}, "data", fail)
+    only_keys(data_t, {"catalog", "location", "complete_from"}, "data", fail)
     location = _get(data_t, "data.location", str, fail)
     if "://" in location:
         raise fail("data.location", "remote dataset locations are not supported yet; use a path")
@@ -141,7 +141,7 @@ def load(home: str | Path | None = None) -> Settings:
     catalog = catalog_mod.load(catalog_path)
 
     report_t = _table(raw, "report", fail)
-    _only(report_t, {"repair_policy", "rate_limit_per_day"}, "report", fail)
+    only_keys(report_t, {"repair_policy", "rate_limit_per_day"}, "report", fail)
     policy_raw = _get(report_t, "report.repair_policy", str, fail)
     try:
         policy = RepairPolicy(policy_raw)
@@ -174,7 +174,7 @@ def _override_purposes(catalog: Catalog, overrides: Any, fail) -> Catalog:
         if code not in raw["purpose"]:
             known = ", ".join(raw["purpose"])
             raise fail(f"purposes.{code}", f"no such purpose in the catalog; known: {known}")
-        _only(change, {"domains", "years", "validity_days"}, f"purposes.{code}", fail)
+        only_keys(change, {"domains", "years", "validity_days"}, f"purposes.{code}", fail)
         raw["purpose"][code].update(change)
     try:
         return catalog_mod.parse(raw, source=f"{catalog.source} + {CONFIG_NAME} overrides")
@@ -187,16 +187,6 @@ def _table(raw: dict, key: str, fail) -> dict:
     if not isinstance(value, dict):
         raise fail(f"[{key}]", "missing table")
     return value
-
-
-def _only(table: Any, allowed: set[str], where: str, fail) -> None:
-    if not isinstance(table, dict):
-        raise fail(where, "must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise fail(
-            where, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
 
 
 def _get(table: dict, dotted: str, kind: type, fail):

@@ -42,7 +42,7 @@ def test_bad_setting_names_file_key_and_allowed(tmp_path):
 def test_unknown_key_and_bad_date(tmp_path):
     home = new_home(tmp_path)
     edit(home, "rate_limit_per_day = 1", "rate_limit_per_day = 1\nspeed = 9")
-    with pytest.raises(ConfigError, match="unknown key.*speed"):
+    with pytest.raises(ConfigError, match="unknown field.*speed"):
         config.load(home)
     home2 = new_home(tmp_path / "b")
     edit(home2, "complete_from = 2020-09-01", 'complete_from = "soon"')
