@@ -46,12 +46,14 @@ purposes_app = typer.Typer(help="Purpose presets (上市, 招投标, 融资 …)
 sample_app = typer.Typer(help="Deterministic sample data for a city.", no_args_is_help=True)
 data_app = typer.Typer(help="The city's datasets and their index.", no_args_is_help=True)
 register_app = typer.Typer(help="The subject register.", no_args_is_help=True)
+keys_app = typer.Typer(help="The city's signing keys (root and signers).", no_args_is_help=True)
 app.add_typer(code_app, name="code")
 app.add_typer(domains_app, name="domains")
 app.add_typer(purposes_app, name="purposes")
 app.add_typer(sample_app, name="sample")
 app.add_typer(data_app, name="data")
 app.add_typer(register_app, name="register")
+app.add_typer(keys_app, name="keys")
 
 # Piped output is read by scripts and people alike: keep it wide rather than wrapped at 80.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -267,6 +269,137 @@ def lookup(
         _print_json(findings.to_json())
     else:
         print_findings(out, findings)
+
+
+def _key_store(settings: config_mod.Settings):
+    from .keys import KeyStore
+
+    return KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
+
+
+@keys_app.command("init")
+def keys_init(home: HomeOpt = None) -> None:
+    """Create the city root (self-signed, P-256) and a first signing key it certifies."""
+    info = _key_store(_settings(home)).init(datetime.now(config_mod.SHANGHAI))
+    out.print(f"created root and signing key {info.kid} (valid to {info.not_after:%Y-%m-%d})")
+    out.print("private keys are 0600 files under keys/; keep root.key offline in production")
+
+
+@keys_app.command("rotate")
+def keys_rotate(home: HomeOpt = None) -> None:
+    """Certify a new signing key; new reports use it, old reports stay verifiable."""
+    info = _key_store(_settings(home)).rotate(datetime.now(config_mod.SHANGHAI))
+    out.print(f"new signing key {info.kid} (valid to {info.not_after:%Y-%m-%d}) is current")
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Key ids, validity and SHA-256 fingerprints (never the private keys)."""
+    infos = _key_store(_settings(home)).list()
+    if as_json:
+        _print_json(
+            [
+                {
+                    "kid": i.kid,
+                    "role": i.role,
+                    "current": i.current,
+                    "subject": i.subject,
+                    "not_before": i.not_before.isoformat(),
+                    "not_after": i.not_after.isoformat(),
+                    "sha256": i.fingerprint,
+                }
+                for i in infos
+            ]
+        )
+        return
+    table = Table()
+    for col in ("kid", "role", "valid from", "valid to", "SHA-256 fingerprint"):
+        table.add_column(col)
+    for i in infos:
+        role = f"{i.role} (current)" if i.current else i.role
+        table.add_row(
+            i.kid, role, f"{i.not_before:%Y-%m-%d}", f"{i.not_after:%Y-%m-%d}", i.fingerprint
+        )
+    out.print(table)
+
+
+@app.command()
+def report(
+    code: Annotated[str, typer.Argument(help="The subject's unified social credit code.")],
+    purpose: Annotated[str | None, typer.Option(help="A purpose preset (purposes list).")] = None,
+    domains: Annotated[str | None, typer.Option(help="Comma-separated domain codes.")] = None,
+    all_domains: Annotated[
+        bool, typer.Option("--all", help="Every domain of the catalog.")
+    ] = False,
+    years: Annotated[int | None, typer.Option(help="Look back N years (1-5).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Answer as of this day (default today).")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="zh, en or zh-en (bilingual).")] = "zh-en",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="PDF to write (default reports/<number>.pdf).")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Also write the document as JSON here.")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Issue a signed special credit report: PDF/A-3 with PAdES signature and a QR on every page."""
+    from . import issue, pades, records
+    from .pdf import Renderer
+    from .registry import SqliteRegistry
+    from .store import Store
+
+    settings = _settings(home)
+    now = datetime.now(config_mod.SHANGHAI)
+    signer = _key_store(settings).signer(now)  # a missing key fails before any work
+    renderer = Renderer()  # so does a missing CJK font
+    request = records.resolve_request(
+        settings.catalog,
+        as_of=_date(as_of, "--as-of") if as_of else now.date(),
+        purpose=purpose,
+        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
+        all_domains=all_domains,
+        years=years,
+        start=_date(start, "--from") if start else None,
+        end=_date(end, "--to") if end else None,
+    )
+
+    def render(doc, qr_text, envelope):
+        return pades.sign_pdf(renderer.render(doc, qr_text, envelope, lang), signer)
+
+    registry = SqliteRegistry(settings.home / "registry.sqlite")
+    try:
+        with Store(settings.data_dir, settings.catalog) as store:
+            issued = issue.issue_report(
+                store, settings, signer, registry, code, request, now=now, render=render
+            )
+    finally:
+        registry.close()
+    doc = issued.document
+    target = out_file or settings.home / "reports" / f"{doc.number}.pdf"
+    _write_atomically(target, issued.pdf)
+    if json_file:
+        _write_atomically(
+            json_file, json.dumps(doc.to_data(), ensure_ascii=False, indent=2).encode()
+        )
+    out.print(
+        f"issued {doc.number} for {doc.subject_name} ({doc.subject_code}): "
+        f"{len(doc.domains)} domains, {doc.clean_count} clean, {doc.records_count} record(s)"
+    )
+    out.print(
+        f"  {target} ({len(issued.pdf):,} bytes, valid until {doc.valid_until:%Y-%m-%d %H:%M})"
+    )
+    out.print(f"  QR payload {len(issued.qr.text)} characters")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _date(text: str, option: str) -> date:

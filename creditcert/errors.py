@@ -29,3 +29,11 @@ class DataError(CreditcertError):
 
 class IngestError(CreditcertError):
     """An input file cannot be read at all (rows that are merely bad go to quarantine)."""
+
+
+class KeyFileError(CreditcertError):
+    """A key or certificate is missing, unreadable or not usable (never shows key material)."""
+
+
+class IssueError(CreditcertError):
+    """A report cannot be issued (rate limit, registry)."""

@@ -280,7 +280,9 @@ def _subjects(rng: np.random.Generator, issuer: Issuer, n: int, as_of: date) -> 
         [enterprise, shop, coop, public_unit],
         default=social,
     )
-    # The register holds one subject with a very long name, as real registers do.
+    # The register holds one subject with a very long name, as real registers do (object dtype:
+    # a fixed-width numpy string would cut it).
+    names = names.astype(object)
     if n > 1:
         names[1] = (
             f"{city}市{trade[1]}国际供应链管理与跨境电子商务综合服务(集团)股份有限公司第一分公司"

@@ -34,12 +34,29 @@ step creditcert register import out/demo/register-update.csv
 step creditcert lookup 91210106BE2BKBRQ9Q --purpose financing
 step creditcert data status
 
+# Issue signed reports: keys first (a root certifies a short-lived signing key).
+step creditcert keys init
+step creditcert keys list
+REPAIRED=$(creditcert sample subjects --with-records --limit 200 | while read -r c; do
+  creditcert lookup "$c" --all --json | python3 -c 'import json,sys
+d=json.load(sys.stdin); sys.exit(0 if any(r["repaired"] for x in d["domains"] for r in x["records"]) else 1)' \
+  && { echo "$c"; break; }; done)
+step creditcert report "$CLEAN" --purpose bidding --out out/demo/report-clean.pdf
+step creditcert report "$REPAIRED" --purpose financing --out out/demo/report-with-records.pdf \
+  --json out/demo/report-with-records.json
+step creditcert report "$BUSY" --all --out out/demo/report-all-52.pdf
+step pdfsig out/demo/report-all-52.pdf
+
 cat <<EOT
 
-Demo city: $HOME_DIR (config, catalog, data, quarantine).
+Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine).
+Reports: out/demo/report-clean.pdf, out/demo/report-with-records.pdf (some records 已修复),
+         out/demo/report-all-52.pdf
 Try next:
   export CREDITCERT_HOME=$HOME_DIR
   creditcert lookup $BUSY --all --json | less
   creditcert domains show market-regulation
   creditcert code check 91350203M0001QKT19
+  creditcert report $BUSY --purpose listing --lang en
+  pdftoppm -png -r 80 out/demo/report-all-52.pdf /tmp/page   # and look at the pages
 EOT

@@ -1,0 +1,159 @@
+"""Issue a special credit report: findings → document → sealed envelope and QR → PDF → registry.
+
+One call, `issue_report`, with time, keys and the registry as explicit inputs. Nothing is written
+anywhere unless every step succeeded; the registry entry is the last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import numbers, records, sealing
+from .config import SHANGHAI, Settings
+from .document import DomainSection, Period, RecordEntry, ReportDocument
+from .errors import IssueError
+from .keys import Signer
+from .records import Findings
+from .registry import Entry, NumberTaken, Registry
+from .store import Store
+
+DEFAULT_VALIDITY_DAYS = 30  # a report for a custom list of domains
+_DRAWS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedReport:
+    document: ReportDocument
+    envelope: bytes  # COSE_Sign1 of the document (report.cose)
+    qr: sealing.QrPayload
+    pdf: bytes | None
+
+
+def build_document(
+    findings: Findings,
+    settings: Settings,
+    *,
+    number: str,
+    key_id: bytes,
+    issued_at: datetime,
+) -> ReportDocument:
+    """The typed report document for findings (pure: no I/O, no clock)."""
+    catalog = settings.catalog
+    purpose = catalog.purpose(findings.purpose) if findings.purpose else None
+    validity = purpose.validity_days if purpose else DEFAULT_VALIDITY_DAYS
+    sections = []
+    for d in findings.domains:
+        sections.append(
+            DomainSection(
+                code=d.domain.code,
+                zh=d.domain.zh,
+                en=d.domain.en,
+                department=d.domain.department,
+                period=Period(d.period.start, d.period.end),
+                clipped_by_window=d.clipped_by_window,
+                data_cutoff=d.data_cutoff.astimezone(SHANGHAI),
+                records=tuple(
+                    RecordEntry(
+                        record_id=r.record_id,
+                        kind=r.kind.value,
+                        tier=r.tier,
+                        simplified=r.simplified,
+                        decision_no=r.decision_no,
+                        authority=r.authority,
+                        source_unit=r.source_unit,
+                        decision_date=r.decision_date,
+                        penalty_types=tuple(t.value for t in r.penalty_types),
+                        penalty_content=r.penalty_content,
+                        fine_amount=None if r.fine_amount is None else f"{r.fine_amount:.2f}",
+                        facts=r.facts,
+                        legal_basis=r.legal_basis,
+                        publicity_end=r.publicity_end,
+                        repaired=r.repaired,
+                        repair_date=r.repair_date,
+                        disputed=r.disputed,
+                    )
+                    for r in d.records
+                ),
+                left_out=tuple((reason.value, n) for reason, n in d.left_out.items()),
+            )
+        )
+    issued = issued_at.astimezone(SHANGHAI).replace(microsecond=0)
+    return ReportDocument(
+        number=number,
+        issuer_code=settings.issuer.admin_code,
+        issuer_name=settings.issuer.name,
+        issuer_name_en=settings.issuer.name_en,
+        key_id=key_id.hex(),
+        subject_code=findings.subject.credit_code,
+        subject_name=findings.subject.name,
+        entity_type=findings.subject.entity_type,
+        purpose=purpose.code if purpose else None,
+        purpose_zh=purpose.zh if purpose else None,
+        purpose_en=purpose.en if purpose else None,
+        domains_requested=tuple(d.domain.code for d in findings.domains),
+        requested=Period(findings.requested.start, findings.requested.end),
+        period=Period(findings.period.start, findings.period.end),
+        clipped_to_complete_from=findings.clipped_to_complete_from,
+        complete_from=settings.complete_from,
+        data_cutoff=findings.data_cutoff.astimezone(SHANGHAI),
+        issued_at=issued,
+        valid_until=issued + timedelta(days=validity),
+        catalog_id=catalog.id,
+        catalog_version=catalog.version,
+        catalog_digest=catalog.digest,
+        repair_policy=findings.repair_policy.value,
+        code_warnings=findings.code_warnings,
+        domains=tuple(sections),
+    )
+
+
+def issue_report(
+    store: Store,
+    settings: Settings,
+    signer: Signer,
+    registry: Registry,
+    raw_code: str,
+    request: records.Request,
+    *,
+    now: datetime,
+    render=None,
+) -> IssuedReport:
+    """Look up, build, seal, render (when `render` is given) and record one report.
+
+    `render(document, qr_text, envelope) -> pdf bytes` is the PDF step (creditcert.pdf); leaving it
+    out issues the signed document and QR alone.
+    """
+    findings = records.lookup(store, settings, raw_code, request)
+    purpose = request.purpose
+    today = now.astimezone(SHANGHAI).date().isoformat()
+    limit = settings.rate_limit_per_day
+    if limit and registry.issued_on(findings.subject.credit_code, purpose, today) >= limit:
+        raise IssueError(
+            f"rate limit: {findings.subject.credit_code} already has {limit} report(s) for "
+            f"purpose {purpose or '(custom domains)'} today ({today})"
+        )
+    for _ in range(_DRAWS):
+        number = numbers.new_number(settings.issuer.admin_code, now.astimezone(SHANGHAI))
+        doc = build_document(findings, settings, number=number, key_id=signer.kid, issued_at=now)
+        sealed = sealing.envelope(doc, signer)
+        qr = sealing.qr_payload(doc, signer, settings.catalog.codes)
+        pdf = render(doc, qr.text, sealed) if render else None
+        try:
+            registry.add(
+                Entry(
+                    number=number,
+                    issuer=doc.issuer_code,
+                    subject_code=doc.subject_code,
+                    purpose=doc.purpose,
+                    digest=doc.digest().hex(),
+                    key_id=doc.key_id,
+                    issued_at=doc.issued_at,
+                    valid_until=doc.valid_until,
+                ),
+                rate_limit=limit,
+            )
+        except NumberTaken:
+            continue
+        return IssuedReport(doc, sealed, qr, pdf)
+    raise IssueError(f"could not draw an unused report number in {_DRAWS} tries")

@@ -1,0 +1,124 @@
+"""The issuance registry: every report issued, by number (docs/registry.md).
+
+An interface with one embedded implementation, SQLite in the city's home; a PostgreSQL registry
+shared by several issuing nodes is the planned addition behind the same methods. Numbers are a
+PRIMARY KEY, so two reports can never share one, whichever process issued them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from .errors import IssueError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    number       TEXT PRIMARY KEY,
+    issuer       TEXT NOT NULL,
+    subject_code TEXT NOT NULL,
+    purpose      TEXT,
+    digest       TEXT NOT NULL,      -- SHA-256 of the document's CBOR, hex
+    key_id       TEXT NOT NULL,
+    issued_at    TEXT NOT NULL,      -- ISO 8601, Beijing time
+    issued_day   TEXT NOT NULL,      -- YYYY-MM-DD, Beijing time (rate limit)
+    valid_until  TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'issued',  -- issued | revoked
+    revoked_at   TEXT,
+    revoked_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS reports_by_subject ON reports (subject_code, purpose, issued_day);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    number: str
+    issuer: str
+    subject_code: str
+    purpose: str | None
+    digest: str
+    key_id: str
+    issued_at: datetime
+    valid_until: datetime
+    status: str = "issued"
+
+
+class NumberTaken(IssueError):
+    """The drawn report number exists already (draw again)."""
+
+
+class Registry(Protocol):
+    def add(self, entry: Entry, *, rate_limit: int) -> None: ...
+    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
+    def get(self, number: str) -> Entry | None: ...
+
+
+class SqliteRegistry:
+    """SQLite file; safe across processes (IMMEDIATE transactions, WAL)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._con = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int:
+        return self._con.execute(
+            "SELECT count(*) FROM reports WHERE subject_code = ? AND purpose IS ? AND issued_day = ?",
+            (subject_code, purpose, day),
+        ).fetchone()[0]
+
+    def add(self, entry: Entry, *, rate_limit: int) -> None:
+        """Record an issued report; the rate limit is checked in the same transaction."""
+        day = entry.issued_at.date().isoformat()
+        con = self._con
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if rate_limit and self.issued_on(entry.subject_code, entry.purpose, day) >= rate_limit:
+                raise IssueError(
+                    f"rate limit: {entry.subject_code} already has {rate_limit} report(s) for "
+                    f"purpose {entry.purpose or '(custom domains)'} on {day}"
+                )
+            con.execute(
+                "INSERT INTO reports (number, issuer, subject_code, purpose, digest, key_id, "
+                "issued_at, issued_day, valid_until, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    entry.number,
+                    entry.issuer,
+                    entry.subject_code,
+                    entry.purpose,
+                    entry.digest,
+                    entry.key_id,
+                    entry.issued_at.isoformat(),
+                    day,
+                    entry.valid_until.isoformat(),
+                    entry.status,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            con.execute("ROLLBACK")
+            raise NumberTaken(entry.number) from None
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def get(self, number: str) -> Entry | None:
+        row = self._con.execute(
+            "SELECT number, issuer, subject_code, purpose, digest, key_id, issued_at, "
+            "valid_until, status FROM reports WHERE number = ?",
+            (number,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Entry(
+            *row[:6], datetime.fromisoformat(row[6]), datetime.fromisoformat(row[7]), row[8]
+        )

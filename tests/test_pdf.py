@@ -1,0 +1,130 @@
+"""The PDF as a reviewer gets it, checked with real tools: poppler, pikepdf, zxing-cpp."""
+
+import dataclasses
+import shutil
+import subprocess
+from datetime import datetime
+
+import pikepdf
+import pypdfium2
+import pytest
+import zxingcpp
+
+from creditcert import config, issue, pades, records
+from creditcert.config import SHANGHAI
+from creditcert.keys import KeyStore
+from creditcert.pdf import Renderer
+from creditcert.registry import SqliteRegistry
+from creditcert.store import Store
+
+NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(scope="module")
+def issued(tmp_path_factory, _fresh_template):
+    home = tmp_path_factory.mktemp("pdf") / "city"
+    shutil.copytree(_fresh_template, home)
+    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
+    keys = KeyStore(home / "keys", settings.issuer.admin_code, settings.issuer.name)
+    keys.init(NOW)
+    signer = keys.signer(NOW)
+    renderer = Renderer()
+    registry = SqliteRegistry(home / "registry.sqlite")
+
+    def render(doc, qr, envelope):
+        return pades.sign_pdf(renderer.render(doc, qr, envelope), signer)
+
+    out = {}
+    with Store(settings.data_dir, settings.catalog) as store:
+        busy = store.subject_codes(with_records=True, limit=1)[0]
+        clean = store.subject_codes(with_records=False, limit=1)[0]
+        for name, code in (("busy", busy), ("clean", clean)):
+            req = records.resolve_request(
+                settings.catalog, as_of=NOW.date(), all_domains=True, years=5
+            )
+            report = issue.issue_report(
+                store, settings, signer, registry, code, req, now=NOW, render=render
+            )
+            path = home / f"{name}.pdf"
+            path.write_bytes(report.pdf)
+            out[name] = (report, path)
+    out["renderer"] = renderer
+    return out
+
+
+def run(*args) -> str:
+    return subprocess.run(args, capture_output=True, text=True, check=False).stdout
+
+
+def test_pdfsig_says_valid_and_whole_document(issued):
+    _, path = issued["busy"]
+    sig = run("pdfsig", str(path))
+    assert "Signature is Valid." in sig and "Total document signed" in sig
+    assert "creditcert signer" in sig
+
+
+def test_any_byte_change_breaks_the_signature(issued, tmp_path):
+    _, path = issued["busy"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "tampered.pdf"
+    bad.write_bytes(bytes(data))
+    assert "Signature is Valid." not in run("pdfsig", str(bad))
+
+
+def test_text_and_fonts(issued):
+    report, path = issued["busy"]
+    text = run("pdftotext", str(path), "-")
+    assert report.document.subject_name in text
+    assert report.document.number in text
+    assert "未发现违法违规记录" in text and "No record of violation found" in text
+    assert "第 1 页 / 共" in text
+    fonts = run("pdffonts", str(path)).splitlines()[2:]
+    assert fonts and all(" yes yes " in line for line in fonts), fonts
+    assert any("Serif-CJK-SC" in line for line in fonts)
+
+
+def test_pdfa3_structure_and_attached_envelope(issued):
+    report, path = issued["busy"]
+    with pikepdf.open(path) as pdf:
+        with pdf.open_metadata() as meta:
+            assert meta.get("pdfaid:part") == "3" and meta.get("pdfaid:conformance") == "B"
+        assert pdf.Root.OutputIntents[0].S == "/GTS_PDFA1"
+        assert "/ID" in pdf.trailer
+        files = {str(f.F): f for f in pdf.Root.AF if "/EF" in f}
+        assert files["report.cose"].AFRelationship == "/Source"
+        assert files["report.cose"].EF.F.read_bytes() == report.envelope
+        assert files["report.json"].AFRelationship == "/Alternative"
+
+
+def test_qr_on_every_page_reads_back(issued):
+    report, path = issued["busy"]
+    pdf = pypdfium2.PdfDocument(str(path))
+    assert len(pdf) >= 2
+    for page in pdf:
+        image = page.render(scale=150 / 72).to_pil()
+        found = zxingcpp.read_barcodes(image)
+        assert [b.text for b in found] == [report.qr.text]
+    pdf.close()
+
+
+def test_clean_report_says_so(issued):
+    report, path = issued["clean"]
+    assert report.document.records_count == 0
+    text = run("pdftotext", str(path), "-")
+    assert "均未发现违法违规记录" in text
+
+
+def test_html_snapshot(issued, hand_city, snapshot):
+    """The rendered HTML for fixed data, clock, number and key id is frozen."""
+    s = hand_city.settings
+    domains = ["market-regulation", "transport", "taxation", "housing-fund", "public-security"]
+    req = records.resolve_request(s.catalog, as_of=NOW.date(), domains=domains, years=5)
+    with Store(s.data_dir, s.catalog) as store:
+        findings = records.lookup(store, s, hand_city.codes["busy"], req)
+    doc = issue.build_document(
+        findings, s, number="210100-2607-TESTTEST-0", key_id=bytes(8), issued_at=NOW
+    )
+    html = issued["renderer"].html(doc, "CC1:TEST")
+    html = html[: html.index('<img src="')] + html[html.index('" alt="report QR"') :]
+    assert html == snapshot

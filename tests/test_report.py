@@ -1,0 +1,230 @@
+"""Issuing reports: keys, numbers, the document, the envelope and QR, the registry, the PDF."""
+
+import contextlib
+import multiprocessing
+import os
+import stat
+import zlib
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import base45
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pycose.keys import EC2Key
+from pycose.messages import Sign1Message
+
+from creditcert import document, issue, numbers, records, sealing
+from creditcert.config import SHANGHAI
+from creditcert.errors import IssueError, KeyFileError, SubjectError
+from creditcert.keys import KeyStore, kid_of
+from creditcert.registry import Entry, NumberTaken, SqliteRegistry
+from creditcert.store import Store
+
+NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+def city_keys(fresh_city):
+    s = fresh_city.settings
+    store = KeyStore(fresh_city.home / "keys", s.issuer.admin_code, s.issuer.name)
+    store.init(NOW)
+    return fresh_city, store
+
+
+def issue_one(
+    city,
+    key_store,
+    code=None,
+    *,
+    render=None,
+    purpose=None,
+    all_domains=True,
+    registry=None,
+    settings=None,
+):
+    s = settings or city.settings
+    registry = registry or SqliteRegistry(city.home / "registry.sqlite")
+    with Store(s.data_dir, s.catalog) as st_:
+        code = code or st_.subject_codes(with_records=True, limit=1)[0]
+        req = records.resolve_request(
+            s.catalog,
+            as_of=NOW.date(),
+            purpose=purpose,
+            all_domains=all_domains and purpose is None,
+            years=3 if purpose is None else None,
+        )
+        return issue.issue_report(
+            st_, s, key_store.signer(NOW), registry, code, req, now=NOW, render=render
+        )
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def test_keys_are_0600_and_kids_are_certificate_digests(city_keys):
+    _, ks = city_keys
+    for key in ks.dir.glob("*.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    infos = ks.list()
+    assert [i.role for i in infos] == ["root", "signer"] and infos[1].current
+    signer = ks.signer(NOW)
+    assert signer.kid == kid_of(signer.certificate) and len(signer.kid) == 8
+    assert signer.certificate.issuer == signer.root.subject
+    assert "PRIVATE" not in repr(signer)
+
+
+def test_rotation_keeps_old_certificates(city_keys):
+    _, ks = city_keys
+    first = ks.signer(NOW).kid
+    ks.rotate(NOW + timedelta(days=1))
+    second = ks.signer(NOW + timedelta(days=1)).kid
+    assert first != second
+    assert {kid_of(c) for c in ks.certificates()} == {first, second}
+    with pytest.raises(KeyFileError, match="already holds a root"):
+        ks.init(NOW)
+
+
+def test_missing_or_exposed_keys_are_clear_errors(city_keys):
+    _, ks = city_keys
+    with pytest.raises(KeyFileError, match="keys rotate"):
+        ks.signer(NOW + timedelta(days=800))  # the signing certificate has expired
+    key = next(ks.dir.glob("signer-*.key"))
+    secret = key.read_text()
+    os.chmod(key, 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600") as exc:
+        ks.signer(NOW)
+    assert secret.splitlines()[1] not in str(exc.value)
+    key.unlink()
+    with pytest.raises(KeyFileError, match="private key missing"):
+        ks.signer(NOW)
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+
+def test_number_shape_and_reading_back():
+    n = numbers.new_number("210100", NOW)
+    assert n.startswith("210100-2607-") and len(n) == 22
+    assert numbers.parse(n) == n
+    assert numbers.parse(n.lower().replace("-", " ")) == n
+    assert numbers.parse(n.replace("0", "O")) == n  # O read as 0
+
+
+@given(st.integers(0, 10**6), st.integers(0, 21), st.sampled_from(numbers.ALPHABET))
+def test_number_check_catches_substitutions(seed, pos, char):
+    n = numbers.new_number("210100", NOW)
+    if n[pos] == "-" or n[pos] == char:
+        return
+    assert numbers.parse(n[:pos] + char + n[pos + 1 :]) is None
+
+
+def test_number_check_catches_adjacent_swaps():
+    for _ in range(200):
+        compact = numbers.normalize(numbers.new_number("210100", NOW))
+        for i in range(len(compact) - 1):
+            a, b = compact[i], compact[i + 1]
+            if a != b:
+                swapped = compact[:i] + b + a + compact[i + 2 :]
+                assert numbers.parse(swapped) is None
+
+
+# --- document, envelope, QR ---------------------------------------------------------------
+
+
+def pycose_verify(cose: bytes, cert) -> Sign1Message:
+    """Verify with pycose, an implementation independent of the python-cwt that signed."""
+    msg = Sign1Message.decode(cose)
+    nums = cert.public_key().public_numbers()
+    msg.key = EC2Key(crv="P_256", x=nums.x.to_bytes(32, "big"), y=nums.y.to_bytes(32, "big"))
+    assert msg.verify_signature()
+    return msg
+
+
+def test_document_is_deterministic_and_round_trips(city_keys):
+    city, ks = city_keys
+    report = issue_one(city, ks)
+    doc = report.document
+    assert doc.to_cbor() == doc.to_cbor()
+    again = document.from_data(cbor2.loads(doc.to_cbor()))
+    assert again == doc and again.digest() == doc.digest()
+    assert doc.format == "creditcert.report/1"
+    assert doc.valid_until - doc.issued_at == timedelta(days=issue.DEFAULT_VALIDITY_DAYS)
+    assert len(doc.domains) == 52 and doc.records_count > 0
+
+
+def test_envelope_and_qr_verify_with_an_independent_cose(city_keys):
+    city, ks = city_keys
+    report = issue_one(city, ks)
+    cert = ks.signer(NOW).certificate
+    msg = pycose_verify(report.envelope, cert)
+    assert msg.payload == report.document.to_cbor()
+    assert report.envelope[:1] == b"\xd2"  # CBOR tag 18: COSE_Sign1
+    text = report.qr.text
+    assert text.startswith("CC1:") and set(text[4:]) <= set(
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+    )
+    cose = zlib.decompress(base45.b45decode(text[4:]))
+    claims = cbor2.loads(pycose_verify(cose, cert).payload)
+    doc = report.document
+    assert claims[1] == "210100" and claims[7] == doc.number.encode()
+    assert claims[6] == int(doc.issued_at.timestamp()) and claims[4] == int(
+        doc.valid_until.timestamp()
+    )
+    summary = claims[sealing.SUMMARY_CLAIM]
+    assert summary["h"] == doc.digest() and summary["sc"] == doc.subject_code
+    assert sum(summary["dc"]) == doc.records_count and len(summary["dc"]) == 52
+
+
+def test_qr_stays_small_for_52_domains_and_a_long_name(city_keys):
+    city, ks = city_keys
+    s = city.settings
+    with Store(s.data_dir, s.catalog) as st_:
+        codes = st_.subject_codes(with_records=None, limit=None)
+        long_named = next(c for c in codes if len(st_.subject(c).name) > 30)
+    report = issue_one(city, ks, long_named)
+    assert len(report.qr.text) <= 800
+
+
+# --- registry -----------------------------------------------------------------------------
+
+
+def _add_many(path: str, prefix: str, n: int) -> None:
+    reg = SqliteRegistry(Path(path))
+    for i in range(n):
+        entry = Entry(f"{prefix}{i}", "210100", f"S{prefix}{i}", None, "00", "k", NOW, NOW)
+        with contextlib.suppress(NumberTaken):
+            reg.add(entry, rate_limit=0)
+
+
+def test_registry_numbers_stay_unique_across_processes(tmp_path):
+    path = str(tmp_path / "registry.sqlite")
+    SqliteRegistry(Path(path)).close()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_add_many, args=(path, "N", 40)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    import sqlite3
+
+    rows = sqlite3.connect(path).execute("SELECT count(*), count(DISTINCT number) FROM reports")
+    assert rows.fetchone() == (40, 40)  # three processes raced for the same 40 numbers
+
+
+def test_rate_limit_is_enforced(city_keys):
+    city, ks = city_keys
+    issue_one(city, ks, purpose="bidding")
+    with pytest.raises(IssueError, match="rate limit"):
+        issue_one(city, ks, purpose="bidding")
+
+
+def test_unregistered_code_issues_nothing(city_keys):
+    city, ks = city_keys
+    with pytest.raises(SubjectError):
+        issue_one(city, ks, "91110000600037341L")
+    reg = SqliteRegistry(city.home / "registry.sqlite")
+    assert reg._con.execute("SELECT count(*) FROM reports").fetchone()[0] == 0
