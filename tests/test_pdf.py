@@ -128,3 +128,88 @@ def test_html_snapshot(issued, hand_city, snapshot):
     html = issued["renderer"].html(doc, "CC1:TEST")
     html = html[: html.index('<img src="')] + html[html.index('" alt="report QR"') :]
     assert html == snapshot
+
+
+def test_document_snapshot(hand_city, snapshot):
+    """The report document for fixed data, clock, number and key id is frozen."""
+    s = hand_city.settings
+    domains = ["market-regulation", "transport", "taxation", "housing-fund", "public-security"]
+    req = records.resolve_request(s.catalog, as_of=NOW.date(), domains=domains, years=5)
+    with Store(s.data_dir, s.catalog) as store:
+        findings = records.lookup(store, s, hand_city.codes["busy"], req)
+    doc = issue.build_document(
+        findings, s, number="210100-2607-TESTTEST-0", key_id=bytes(8), issued_at=NOW
+    )
+    assert doc.to_data() == snapshot
+    assert doc.digest().hex() == snapshot(name="digest")
+
+
+def test_missing_cjk_font_is_a_clear_error(monkeypatch):
+    import creditcert.pdf as pdf_mod
+    from creditcert.pdf import RenderError
+
+    monkeypatch.setattr(pdf_mod, "_font_families", lambda: frozenset({"DejaVu Sans"}))
+    with pytest.raises(RenderError, match="fonts-noto-cjk"):
+        Renderer()
+
+
+def test_cli_report_writes_pdf_and_json_or_nothing(fresh_city, tmp_path):
+    from typer.testing import CliRunner
+
+    from creditcert.cli import app
+
+    runner = CliRunner()
+    home = str(fresh_city.home)
+    assert runner.invoke(app, ["--home", home, "keys", "init"]).exit_code == 0
+    code = runner.invoke(
+        app, ["--home", home, "sample", "subjects", "--with-records", "--limit", "1"]
+    ).stdout.strip()
+    pdf_path, json_path = tmp_path / "r.pdf", tmp_path / "r.json"
+    res = runner.invoke(
+        app,
+        [
+            "--home",
+            home,
+            "report",
+            code,
+            "--purpose",
+            "bidding",
+            "--out",
+            str(pdf_path),
+            "--json",
+            str(json_path),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert pdf_path.read_bytes().startswith(b"%PDF-")
+    body = __import__("json").loads(json_path.read_text(encoding="utf-8"))
+    assert body["subject_code"] == code and len(body["domains"]) == 15
+    again = runner.invoke(
+        app,
+        [
+            "--home",
+            home,
+            "report",
+            code,
+            "--purpose",
+            "bidding",
+            "--out",
+            str(tmp_path / "again.pdf"),
+        ],
+    )
+    assert again.exit_code == 2 and "rate limit" in again.output
+    assert not (tmp_path / "again.pdf").exists()
+    bad = runner.invoke(
+        app,
+        [
+            "--home",
+            home,
+            "report",
+            "91110000600037341L",
+            "--all",
+            "--out",
+            str(tmp_path / "bad.pdf"),
+        ],
+    )
+    assert bad.exit_code == 2 and "not in the subject register" in bad.output
+    assert not (tmp_path / "bad.pdf").exists()
