@@ -68,6 +68,15 @@ HomeOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON instead of a table.")]
+# What a lookup or a report asks for: one subject, domains (preset, list or all), a period.
+CodeArg = Annotated[str, typer.Argument(help="The subject's unified social credit code.")]
+PurposeOpt = Annotated[str | None, typer.Option(help="A purpose preset (purposes list).")]
+DomainsOpt = Annotated[str | None, typer.Option(help="Comma-separated domain codes.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every domain of the catalog.")]
+YearsOpt = Annotated[int | None, typer.Option(help="Look back N years (1-5).")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")]
+AsOfOpt = Annotated[str | None, typer.Option(help="Answer as of this day (default today).")]
 
 
 @app.callback()
@@ -232,18 +241,14 @@ def purposes_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def lookup(
-    code: Annotated[str, typer.Argument(help="The subject's unified social credit code.")],
-    purpose: Annotated[str | None, typer.Option(help="A purpose preset (purposes list).")] = None,
-    domains: Annotated[str | None, typer.Option(help="Comma-separated domain codes.")] = None,
-    all_domains: Annotated[
-        bool, typer.Option("--all", help="Every domain of the catalog.")
-    ] = False,
-    years: Annotated[int | None, typer.Option(help="Look back N years (1-5).")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help="Answer as of this day (default today).")
-    ] = None,
+    code: CodeArg,
+    purpose: PurposeOpt = None,
+    domains: DomainsOpt = None,
+    all_domains: AllOpt = False,
+    years: YearsOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_of: AsOfOpt = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -253,16 +258,7 @@ def lookup(
     from .store import Store
 
     settings = _settings(home)
-    request = records.resolve_request(
-        settings.catalog,
-        as_of=_date(as_of, "--as-of") if as_of else _today(),
-        purpose=purpose,
-        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
-        all_domains=all_domains,
-        years=years,
-        start=_date(start, "--from") if start else None,
-        end=_date(end, "--to") if end else None,
-    )
+    request = _request(settings, purpose, domains, all_domains, years, start, end, as_of)
     with Store(settings.data_dir, settings.catalog) as store:
         findings = records.lookup(store, settings, code, request)
     if as_json:
@@ -325,18 +321,14 @@ def keys_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def report(
-    code: Annotated[str, typer.Argument(help="The subject's unified social credit code.")],
-    purpose: Annotated[str | None, typer.Option(help="A purpose preset (purposes list).")] = None,
-    domains: Annotated[str | None, typer.Option(help="Comma-separated domain codes.")] = None,
-    all_domains: Annotated[
-        bool, typer.Option("--all", help="Every domain of the catalog.")
-    ] = False,
-    years: Annotated[int | None, typer.Option(help="Look back N years (1-5).")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help="Answer as of this day (default today).")
-    ] = None,
+    code: CodeArg,
+    purpose: PurposeOpt = None,
+    domains: DomainsOpt = None,
+    all_domains: AllOpt = False,
+    years: YearsOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    as_of: AsOfOpt = None,
     lang: Annotated[str, typer.Option(help="zh, en or zh-en (bilingual).")] = "zh-en",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="PDF to write (default reports/<number>.pdf).")
@@ -347,7 +339,7 @@ def report(
     home: HomeOpt = None,
 ) -> None:
     """Issue a signed special credit report: PDF/A-3 with PAdES signature and a QR on every page."""
-    from . import issue, pades, records
+    from . import issue, pades
     from .pdf import Renderer
     from .registry import SqliteRegistry
     from .store import Store
@@ -356,16 +348,7 @@ def report(
     now = datetime.now(config_mod.SHANGHAI)
     signer = _key_store(settings).signer(now)  # a missing key fails before any work
     renderer = Renderer()  # so does a missing CJK font
-    request = records.resolve_request(
-        settings.catalog,
-        as_of=_date(as_of, "--as-of") if as_of else now.date(),
-        purpose=purpose,
-        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
-        all_domains=all_domains,
-        years=years,
-        start=_date(start, "--from") if start else None,
-        end=_date(end, "--to") if end else None,
-    )
+    request = _request(settings, purpose, domains, all_domains, years, start, end, as_of)
 
     def render(doc, qr_text, envelope):
         return pades.sign_pdf(renderer.render(doc, qr_text, envelope, lang), signer)
@@ -400,6 +383,21 @@ def _write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def _request(settings, purpose, domains, all_domains, years, start, end, as_of):
+    from . import records
+
+    return records.resolve_request(
+        settings.catalog,
+        as_of=_date(as_of, "--as-of") if as_of else _today(),
+        purpose=purpose,
+        domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
+        all_domains=all_domains,
+        years=years,
+        start=_date(start, "--from") if start else None,
+        end=_date(end, "--to") if end else None,
+    )
 
 
 def _date(text: str, option: str) -> date:

@@ -115,16 +115,21 @@ def test_clean_report_says_so(issued):
     assert "均未发现违法违规记录" in text
 
 
-def test_html_snapshot(issued, hand_city, snapshot):
-    """The rendered HTML for fixed data, clock, number and key id is frozen."""
-    s = hand_city.settings
+def fixed_document(city):
+    """The hand-made city's busy subject, with a fixed clock, number and key id."""
+    s = city.settings
     domains = ["market-regulation", "transport", "taxation", "housing-fund", "public-security"]
     req = records.resolve_request(s.catalog, as_of=NOW.date(), domains=domains, years=5)
     with Store(s.data_dir, s.catalog) as store:
-        findings = records.lookup(store, s, hand_city.codes["busy"], req)
-    doc = issue.build_document(
+        findings = records.lookup(store, s, city.codes["busy"], req)
+    return issue.build_document(
         findings, s, number="210100-2607-TESTTEST-0", key_id=bytes(8), issued_at=NOW
     )
+
+
+def test_html_snapshot(issued, hand_city, snapshot):
+    """The rendered HTML for fixed data, clock, number and key id is frozen."""
+    doc = fixed_document(hand_city)
     html = issued["renderer"].html(doc, "CC1:TEST")
     html = html[: html.index('<img src="')] + html[html.index('" alt="report QR"') :]
     assert html == snapshot
@@ -132,14 +137,7 @@ def test_html_snapshot(issued, hand_city, snapshot):
 
 def test_document_snapshot(hand_city, snapshot):
     """The report document for fixed data, clock, number and key id is frozen."""
-    s = hand_city.settings
-    domains = ["market-regulation", "transport", "taxation", "housing-fund", "public-security"]
-    req = records.resolve_request(s.catalog, as_of=NOW.date(), domains=domains, years=5)
-    with Store(s.data_dir, s.catalog) as store:
-        findings = records.lookup(store, s, hand_city.codes["busy"], req)
-    doc = issue.build_document(
-        findings, s, number="210100-2607-TESTTEST-0", key_id=bytes(8), issued_at=NOW
-    )
+    doc = fixed_document(hand_city)
     assert doc.to_data() == snapshot
     assert doc.digest().hex() == snapshot(name="digest")
 
