@@ -378,6 +378,81 @@ def report(
     out.print(f"  QR payload {len(issued.qr.text)} characters")
 
 
+@app.command()
+def verify(
+    file: Annotated[
+        Path | None, typer.Argument(help="A report PDF, or a photo/scan (PNG, JPEG).")
+    ] = None,
+    qr: Annotated[
+        str | None, typer.Option("--qr", help="The text a phone read from the QR.")
+    ] = None,
+    number: Annotated[str | None, typer.Option("--number", help="A typed report number.")] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Check validity at this time (default now), ISO 8601.")
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a report. Exit 0 accepted, 1 rejected, 2 usage error, 3 cannot decide."""
+    from . import verify as verify_mod
+    from .registry import SqliteRegistry
+
+    given = [x for x in (file, qr, number) if x is not None]
+    if len(given) != 1:
+        _fail("give exactly one of FILE, --qr TEXT or --number N")
+    when = datetime.now(config_mod.SHANGHAI)
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            _fail(f"--at: {at!r} is not an ISO 8601 time like 2026-07-01T12:00+08:00")
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=config_mod.SHANGHAI)
+    settings = _settings(home)
+    registry = SqliteRegistry(settings.home / "registry.sqlite")
+    try:
+        trust = verify_mod.trust_from_home(settings, registry)
+        if qr is not None:
+            result = verify_mod.verify_qr_text(qr, trust, at=when)
+        elif number is not None:
+            result = verify_mod.verify_number(number, trust)
+        else:
+            try:
+                data = file.read_bytes()
+            except OSError as exc:
+                _fail(f"{file}: cannot read ({exc.strerror})")
+            if data.startswith(b"%PDF-") or file.suffix.lower() == ".pdf":
+                result = verify_mod.verify_pdf(data, trust, at=when)
+            else:
+                result = verify_mod.verify_image(data, trust, at=when)
+    finally:
+        registry.close()
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        colour = {"accepted": "green", "rejected": "red"}.get(result.verdict.value, "yellow")
+        out.print(f"[bold {colour}]{result.verdict.value.upper()}[/]  {result.number or ''}")
+        for c in result.checks:
+            mark = {"passed": "✓", "failed": "✗", "indeterminate": "?", "skipped": "-"}[
+                c.status.value
+            ]
+            out.print(f"  {mark} {c.step:<28} {c.reason:<22} {c.message}", markup=False)
+        doc = result.document
+        if doc is not None:
+            out.print(
+                f"  signed content: {doc.subject_name} ({doc.subject_code}), "
+                f"{len(doc.domains)} domains, {doc.records_count} record(s), "
+                f"issued {doc.issued_at:%Y-%m-%d %H:%M}, valid until {doc.valid_until:%Y-%m-%d}"
+            )
+        elif result.summary:
+            s = result.summary
+            out.print(
+                f"  signed summary: {s['sn']} ({s['sc']}), period {s['pf']} – {s['pt']}, "
+                f"{len(s['dc'])} domains, {sum(s['dc'])} record(s)"
+            )
+    raise typer.Exit({"accepted": 0, "rejected": 1}.get(result.verdict.value, 3))
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

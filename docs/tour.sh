@@ -47,6 +47,17 @@ step creditcert report "$REPAIRED" --purpose financing --out out/demo/report-wit
 step creditcert report "$BUSY" --all --out out/demo/report-all-52.pdf
 step pdfsig out/demo/report-all-52.pdf
 
+# A reviewer checks what they were handed: the PDF, the QR text, or the typed number.
+step creditcert verify out/demo/report-all-52.pdf
+python3 - <<'PY'
+data = bytearray(open("out/demo/report-all-52.pdf", "rb").read())
+data[len(data) // 2] ^= 1   # one flipped bit somewhere in the body
+open("out/demo/report-tampered.pdf", "wb").write(bytes(data))
+PY
+step creditcert verify out/demo/report-tampered.pdf || echo "(exit $?: rejected, as it should be)"
+NUMBER=$(python3 -c 'import json; print(json.load(open("out/demo/report-with-records.json"))["number"])')
+step creditcert verify --number "$NUMBER"
+
 cat <<EOT
 
 Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine).

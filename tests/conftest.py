@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,10 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from creditcert import config, sample
+from creditcert import config, issue, pades, records, sample
 from creditcert.config import SHANGHAI
+from creditcert.keys import KeyStore
+from creditcert.pdf import Renderer
+from creditcert.registry import SqliteRegistry
 from creditcert.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
-from creditcert.store import dataset_path, rebuild_index, subjects_path
+from creditcert.store import Store, dataset_path, rebuild_index, subjects_path
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -209,3 +213,39 @@ def fresh_city(tmp_path, _fresh_template) -> City:
     home = tmp_path / "city"
     shutil.copytree(_fresh_template, home)
     return City(home, config.load(home), {})
+
+
+NOW_REPORTS = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(scope="session")
+def issued(tmp_path_factory, _fresh_template):
+    home = tmp_path_factory.mktemp("pdf") / "city"
+    shutil.copytree(_fresh_template, home)
+    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
+    keys = KeyStore(home / "keys", settings.issuer.admin_code, settings.issuer.name)
+    keys.init(NOW_REPORTS)
+    signer = keys.signer(NOW_REPORTS)
+    renderer = Renderer()
+    registry = SqliteRegistry(home / "registry.sqlite")
+
+    def render(doc, qr, envelope):
+        return pades.sign_pdf(renderer.render(doc, qr, envelope), signer)
+
+    out = {}
+    with Store(settings.data_dir, settings.catalog) as store:
+        busy = store.subject_codes(with_records=True, limit=1)[0]
+        clean = store.subject_codes(with_records=False, limit=1)[0]
+        for name, code in (("busy", busy), ("clean", clean)):
+            req = records.resolve_request(
+                settings.catalog, as_of=NOW_REPORTS.date(), all_domains=True, years=5
+            )
+            report = issue.issue_report(
+                store, settings, signer, registry, code, req, now=NOW_REPORTS, render=render
+            )
+            path = home / f"{name}.pdf"
+            path.write_bytes(report.pdf)
+            out[name] = (report, path)
+    out["renderer"] = renderer
+    out["home"], out["settings"], out["keys"] = home, settings, keys
+    return out

@@ -1,7 +1,5 @@
 """The PDF as a reviewer gets it, checked with real tools: poppler, pikepdf, zxing-cpp."""
 
-import dataclasses
-import shutil
 import subprocess
 from datetime import datetime
 
@@ -10,46 +8,12 @@ import pypdfium2
 import pytest
 import zxingcpp
 
-from creditcert import config, issue, pades, records
+from creditcert import issue, records
 from creditcert.config import SHANGHAI
-from creditcert.keys import KeyStore
 from creditcert.pdf import Renderer
-from creditcert.registry import SqliteRegistry
 from creditcert.store import Store
 
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
-
-
-@pytest.fixture(scope="module")
-def issued(tmp_path_factory, _fresh_template):
-    home = tmp_path_factory.mktemp("pdf") / "city"
-    shutil.copytree(_fresh_template, home)
-    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
-    keys = KeyStore(home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    keys.init(NOW)
-    signer = keys.signer(NOW)
-    renderer = Renderer()
-    registry = SqliteRegistry(home / "registry.sqlite")
-
-    def render(doc, qr, envelope):
-        return pades.sign_pdf(renderer.render(doc, qr, envelope), signer)
-
-    out = {}
-    with Store(settings.data_dir, settings.catalog) as store:
-        busy = store.subject_codes(with_records=True, limit=1)[0]
-        clean = store.subject_codes(with_records=False, limit=1)[0]
-        for name, code in (("busy", busy), ("clean", clean)):
-            req = records.resolve_request(
-                settings.catalog, as_of=NOW.date(), all_domains=True, years=5
-            )
-            report = issue.issue_report(
-                store, settings, signer, registry, code, req, now=NOW, render=render
-            )
-            path = home / f"{name}.pdf"
-            path.write_bytes(report.pdf)
-            out[name] = (report, path)
-    out["renderer"] = renderer
-    return out
 
 
 def run(*args) -> str:

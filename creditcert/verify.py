@@ -1,0 +1,599 @@
+"""Verify a report: QR text, an image of a page, the PDF, or a typed report number.
+
+The verifier is a numbered checklist. Each step yields a Check with a status (passed, failed,
+indeterminate, skipped), a stable reason code and a message saying what was found and what was
+expected; the result is a frozen value with a verdict and the authentic content, taken only from
+signed data. It never raises on hostile input: every decode is bounded and every failure is a
+check (docs/verify.md). This slice trusts the city's own keys; partner cities come next.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import base45
+import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cwt import COSE, COSEKey
+
+from . import document as document_mod
+from . import numbers
+from .config import SHANGHAI
+from .errors import CreditcertError
+from .keys import kid_of
+from .registry import Registry
+from .sealing import QR_PREFIX, SUMMARY_CLAIM
+
+MAX_QR_TEXT = 4_096  # characters; our payloads are ~500
+MAX_COSE = 64 * 1024  # bytes after decompression (zlib bombs stop here)
+MAX_ENVELOPE = 4 * 1024 * 1024  # report.cose inside a PDF
+MAX_PDF = 64 * 1024 * 1024
+MAX_IMAGE_PIXELS = 60_000_000  # a 300-dpi A4 scan is 8.7 MP
+
+
+class Status(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    INDETERMINATE = "indeterminate"
+    SKIPPED = "skipped"
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CANNOT_DECIDE = "cannot-decide"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    step: str  # e.g. "integrity.qr-signature"
+    status: Status
+    reason: str  # stable code, e.g. "ok", "bad-prefix", "expired"
+    message: str
+
+
+class VerificationFailed(CreditcertError):
+    """Raised by Verification.raise_for_status() for callers who want an exception."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What a verifier found. Deliberately not a bool: look at `verdict`."""
+
+    verdict: Verdict
+    checks: tuple[Check, ...]
+    number: str | None = None
+    summary: dict[str, Any] | None = None  # the QR's signed summary
+    document: document_mod.ReportDocument | None = None  # the signed full document
+
+    def __bool__(self) -> bool:
+        raise TypeError("a Verification is not a truth value; compare .verdict")
+
+    def raise_for_status(self) -> None:
+        if self.verdict is not Verdict.ACCEPTED:
+            failed = [c for c in self.checks if c.status is not Status.PASSED]
+            detail = "; ".join(f"{c.step}: {c.message}" for c in failed[:3])
+            raise VerificationFailed(f"report {self.verdict}: {detail}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "creditcert.verification/1",
+            "verdict": self.verdict.value,
+            "number": self.number,
+            "checks": [
+                {"step": c.step, "status": c.status.value, "reason": c.reason, "message": c.message}
+                for c in self.checks
+            ],
+            "summary": _jsonable(self.summary) if self.summary else None,
+            "document": self.document.to_data() if self.document else None,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """Whom we believe: the issuer's pinned root and the signing certificates it published."""
+
+    issuer_code: str
+    root: x509.Certificate
+    signers: tuple[x509.Certificate, ...]
+    registry: Registry | None = None  # our own registry: status of our reports
+
+    def certificates_for(self, kid: bytes) -> list[x509.Certificate]:
+        # kids can collide: every certificate with that kid is a candidate
+        return [c for c in self.signers if kid_of(c) == kid]
+
+
+class _Checklist:
+    def __init__(self):
+        self.checks: list[Check] = []
+
+    def add(self, step: str, status: Status, reason: str, message: str) -> bool:
+        self.checks.append(Check(step, status, reason, message))
+        return status is Status.PASSED
+
+    def ok(self, step: str, message: str) -> bool:
+        return self.add(step, Status.PASSED, "ok", message)
+
+    def fail(self, step: str, reason: str, message: str) -> bool:
+        return self.add(step, Status.FAILED, reason, message)
+
+    def verdict(self) -> Verdict:
+        if any(c.status is Status.FAILED for c in self.checks):
+            return Verdict.REJECTED
+        if any(c.status is Status.INDETERMINATE for c in self.checks):
+            return Verdict.CANNOT_DECIDE
+        return Verdict.ACCEPTED
+
+
+@dataclass(slots=True)
+class _Signed:
+    kid: bytes
+    certificate: x509.Certificate
+    payload: bytes
+
+
+def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signed | None:
+    """Structure, header rules and signature of a COSE_Sign1; None once a check failed."""
+    try:
+        obj = cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises many types on hostile input, RecursionError too
+        cl.fail(f"format.{what}-cbor", "bad-cbor", f"not CBOR ({type(exc).__name__})")
+        return None
+    if not (isinstance(obj, cbor2.CBORTag) and obj.tag == 18):
+        cl.fail(
+            f"format.{what}-cose",
+            "not-cose-sign1",
+            f"got {type(obj).__name__}, expected a COSE_Sign1 (CBOR tag 18)",
+        )
+        return None
+    body = obj.value
+    if not (
+        isinstance(body, list)
+        and len(body) == 4
+        and isinstance(body[0], bytes)
+        and isinstance(body[1], dict)
+        and isinstance(body[2], bytes)
+        and isinstance(body[3], bytes)
+    ):
+        cl.fail(
+            f"format.{what}-cose",
+            "bad-cose-structure",
+            "expected [protected bstr, unprotected map, payload bstr, signature bstr]",
+        )
+        return None
+    try:
+        protected = cbor2.loads(body[0]) if body[0] else {}
+    except Exception:
+        protected = None
+    if not isinstance(protected, dict):
+        cl.fail(f"format.{what}-cose", "bad-protected-header", "protected header is not a map")
+        return None
+    if protected.get(1) != -7:
+        cl.fail(
+            f"format.{what}-cose",
+            "unsupported-algorithm",
+            f"algorithm {protected.get(1)!r}, expected -7 (ES256)",
+        )
+        return None
+    kid = protected.get(4)
+    if not isinstance(kid, bytes):
+        where = "only in the unprotected header" if 4 in body[1] else "missing"
+        cl.fail(
+            f"format.{what}-cose",
+            "kid-not-protected",
+            f"kid {where}; expected it in the protected header",
+        )
+        return None
+    cl.ok(f"format.{what}-cose", f"COSE_Sign1, ES256, kid {kid.hex()}")
+    candidates = trust.certificates_for(kid)
+    if not candidates:
+        cl.fail(
+            "issuer.key-known",
+            "unknown-key",
+            f"kid {kid.hex()} is not a signing key of issuer {trust.issuer_code}",
+        )
+        return None
+    for cert in candidates:
+        pem = cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        try:
+            payload = COSE.new().decode(data, keys=[COSEKey.from_pem(pem, alg="ES256", kid=kid)])
+        except Exception:
+            continue
+        cl.ok(f"integrity.{what}-signature", f"signature valid for key {kid.hex()}")
+        return _Signed(kid, cert, payload)
+    cl.fail(
+        f"integrity.{what}-signature",
+        "bad-signature",
+        f"signature does not verify with key {kid.hex()}",
+    )
+    return None
+
+
+def _check_key(signed: _Signed, trust: Trust, issued: datetime, cl: _Checklist) -> None:
+    try:
+        signed.certificate.verify_directly_issued_by(trust.root)
+        cl.ok(
+            "issuer.chain", f"signing certificate issued by the pinned root of {trust.issuer_code}"
+        )
+    except Exception:
+        cl.fail(
+            "issuer.chain",
+            "not-issued-by-root",
+            "signing certificate is not signed by the pinned root",
+        )
+    cert = signed.certificate
+    if cert.not_valid_before_utc <= issued <= cert.not_valid_after_utc:
+        cl.ok(
+            "issuer.key-valid-at-issue",
+            f"key valid {cert.not_valid_before_utc:%Y-%m-%d} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}, report issued {issued:%Y-%m-%d}",
+        )
+    else:
+        cl.fail(
+            "issuer.key-valid-at-issue",
+            "key-not-valid-at-issue",
+            f"report issued {issued:%Y-%m-%d}, key valid {cert.not_valid_before_utc:%Y-%m-%d} "
+            f"to {cert.not_valid_after_utc:%Y-%m-%d}",
+        )
+
+
+def _check_status(number: str, digest: bytes | None, trust: Trust, cl: _Checklist) -> None:
+    if trust.registry is None:
+        cl.add("status.registry", Status.SKIPPED, "no-registry", "no registry to consult")
+        return
+    entry = trust.registry.get(number)
+    if entry is None:
+        cl.fail("status.registry", "unknown-number", f"{number} is not in the issuer's registry")
+    elif entry.status == "revoked":
+        cl.fail("status.registry", "revoked", f"{number} was revoked")
+    elif digest is not None and entry.digest != digest.hex():
+        cl.fail(
+            "status.registry",
+            "digest-mismatch",
+            f"registry holds digest {entry.digest[:16]}…, the report {digest.hex()[:16]}…",
+        )
+    else:
+        cl.ok("status.registry", f"{number} issued {entry.issued_at:%Y-%m-%d %H:%M}, not revoked")
+
+
+def _qr_claims(
+    text: str, trust: Trust, at: datetime, cl: _Checklist
+) -> tuple[dict | None, _Signed | None]:
+    # 1. format: prefix, size, base45, zlib (bounded), COSE
+    if not isinstance(text, str) or len(text) > MAX_QR_TEXT:
+        cl.fail("format.size", "too-long", f"QR text longer than {MAX_QR_TEXT} characters")
+        return None, None
+    text = text.strip()
+    if not text.startswith(QR_PREFIX):
+        cl.fail("format.prefix", "bad-prefix", f"starts {text[:4]!r}, expected {QR_PREFIX!r}")
+        return None, None
+    cl.ok("format.prefix", QR_PREFIX)
+    try:
+        compressed = base45.b45decode(text[len(QR_PREFIX) :])
+    except Exception:
+        cl.fail("format.base45", "bad-base45", "not base45 (RFC 9285)")
+        return None, None
+    cl.ok("format.base45", f"{len(compressed)} bytes")
+    inflater = zlib.decompressobj()
+    try:
+        cose = inflater.decompress(compressed, MAX_COSE)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise ValueError("oversized or truncated")
+    except (zlib.error, ValueError) as exc:
+        cl.fail(
+            "format.zlib", "bad-zlib", f"not a complete zlib stream within {MAX_COSE} bytes ({exc})"
+        )
+        return None, None
+    cl.ok("format.zlib", f"{len(cose)} bytes")
+    # 2. integrity: signature with a known key of the issuer
+    signed = _verify_cose(cose, trust, cl, "qr")
+    if signed is None:
+        return None, None
+    # 3. content: a CWT with our claims
+    try:
+        claims = cbor2.loads(signed.payload)
+        summary = claims[SUMMARY_CLAIM]
+        iat, exp, cti, iss = claims[6], claims[4], claims[7], claims[1]
+        if not (
+            isinstance(iat, int)
+            and isinstance(exp, int)
+            and isinstance(cti, bytes)
+            and isinstance(summary, dict)
+            and isinstance(summary.get("h"), bytes)
+        ):
+            raise TypeError
+    except Exception:
+        cl.fail(
+            "format.claims",
+            "bad-claims",
+            "payload is not a creditcert CWT (iss, iat, exp, cti, summary)",
+        )
+        return None, None
+    cl.ok("format.claims", f"report {cti.decode(errors='replace')}")
+    if iss != trust.issuer_code:
+        cl.fail("issuer.iss", "issuer-mismatch", f"iss {iss!r}, expected {trust.issuer_code!r}")
+    issued = datetime.fromtimestamp(iat, SHANGHAI)
+    _check_key(signed, trust, issued, cl)
+    # 4. validity: iat <= at < exp
+    if iat <= at.timestamp() < exp:
+        cl.ok(
+            "validity.period",
+            f"valid {issued:%Y-%m-%d} to {datetime.fromtimestamp(exp, SHANGHAI):%Y-%m-%d}",
+        )
+    elif at.timestamp() < iat:
+        cl.fail(
+            "validity.period",
+            "not-yet-valid",
+            f"issued {issued.isoformat()}, after {at.isoformat()}",
+        )
+    else:
+        cl.fail(
+            "validity.period",
+            "expired",
+            f"expired {datetime.fromtimestamp(exp, SHANGHAI).isoformat()}, checked at {at.isoformat()}",
+        )
+    return claims, signed
+
+
+def verify_qr_text(text: str, trust: Trust, *, at: datetime) -> Verification:
+    """Verify the text a phone read from the QR (offline; the registry only adds status)."""
+    cl = _Checklist()
+    claims, _ = _qr_claims(text, trust, at, cl)
+    number = None
+    if claims is not None:
+        number = claims[7].decode(errors="replace")
+        _check_status(number, claims[SUMMARY_CLAIM]["h"], trust, cl)
+    return Verification(
+        cl.verdict(), tuple(cl.checks), number, claims[SUMMARY_CLAIM] if claims else None
+    )
+
+
+def read_qr_texts(images: Sequence[Any]) -> list[list[str]]:
+    """The QR texts zxing-cpp finds on each image (PIL images or arrays)."""
+    import zxingcpp
+
+    return [
+        [b.text for b in zxingcpp.read_barcodes(img) if b.format.name == "QRCode"] for img in images
+    ]
+
+
+def verify_image(data: bytes, trust: Trust, *, at: datetime) -> Verification:
+    """Verify a photo or scan of a page: exactly one report QR must be on it."""
+    from PIL import Image, UnidentifiedImageError
+
+    cl = _Checklist()
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                cl.fail(
+                    "format.image",
+                    "image-too-large",
+                    f"{img.width}×{img.height} pixels, at most {MAX_IMAGE_PIXELS:,}",
+                )
+                return Verification(cl.verdict(), tuple(cl.checks))
+            img.load()
+            texts = read_qr_texts([img.convert("L")])[0]
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        cl.fail("format.image", "not-an-image", f"cannot read the image ({type(exc).__name__})")
+        return Verification(cl.verdict(), tuple(cl.checks))
+    distinct = sorted(set(texts))
+    if len(distinct) != 1:
+        cl.fail(
+            "format.qr-found",
+            "no-qr" if not distinct else "several-qr",
+            f"found {len(distinct)} different QR codes, expected exactly one",
+        )
+        return Verification(cl.verdict(), tuple(cl.checks))
+    cl.ok("format.qr-found", "one QR code")
+    inner = verify_qr_text(distinct[0], trust, at=at)
+    return Verification(_merge(cl, inner.checks), tuple(cl.checks), inner.number, inner.summary)
+
+
+def _merge(cl: _Checklist, checks: Sequence[Check]) -> Verdict:
+    cl.checks.extend(checks)
+    return cl.verdict()
+
+
+def verify_number(typed: str, trust: Trust) -> Verification:
+    """Look a typed report number up in the issuer's registry."""
+    cl = _Checklist()
+    number = numbers.parse(typed)
+    if number is None:
+        cl.fail(
+            "format.number",
+            "bad-number",
+            f"{typed[:40]!r} is not a report number (shape or check character wrong)",
+        )
+        return Verification(cl.verdict(), tuple(cl.checks))
+    cl.ok("format.number", number)
+    if not number.startswith(trust.issuer_code):
+        cl.add(
+            "issuer.number",
+            Status.INDETERMINATE,
+            "other-issuer",
+            f"{number} was issued by {number[:6]}, ask that city's registry",
+        )
+        return Verification(cl.verdict(), tuple(cl.checks), number)
+    _check_status(number, None, trust, cl)
+    return Verification(cl.verdict(), tuple(cl.checks), number)
+
+
+def verify_pdf(
+    data: bytes, trust: Trust, *, at: datetime, rasterise: Callable[[bytes], list] | None = None
+) -> Verification:
+    """Verify a report PDF: PAdES signature, embedded envelope, the QR on every page, and that
+    all three speak of the same report."""
+    cl = _Checklist()
+    if len(data) > MAX_PDF:
+        cl.fail("format.pdf", "too-large", f"{len(data):,} bytes, at most {MAX_PDF:,}")
+        return Verification(cl.verdict(), tuple(cl.checks))
+    if not data.startswith(b"%PDF-"):
+        cl.fail("format.pdf", "not-pdf", "the file does not start with %PDF-")
+        return Verification(cl.verdict(), tuple(cl.checks))
+    pades_kid = _check_pades(data, trust, cl)
+    envelope = _embedded_envelope(data, cl)
+    doc = None
+    if envelope is not None:
+        signed = _verify_cose(envelope, trust, cl, "envelope")
+        if signed is not None:
+            try:
+                doc = document_mod.from_data(cbor2.loads(signed.payload))
+                cl.ok("format.document", f"report {doc.number}")
+            except Exception:
+                cl.fail(
+                    "format.document", "bad-document", "envelope payload is not a report document"
+                )
+            if doc is not None:
+                _check_key(signed, trust, doc.issued_at, cl)
+                if pades_kid is not None and pades_kid != signed.kid:
+                    cl.fail(
+                        "consistency.pades-envelope",
+                        "signer-mismatch",
+                        f"PDF signed by {pades_kid.hex()}, envelope by {signed.kid.hex()}",
+                    )
+    pages = (rasterise or _rasterise)(data)
+    texts = read_qr_texts(pages)
+    found = {t for page in texts for t in page}
+    if not pages or any(len(page) != 1 for page in texts) or len(found) != 1:
+        cl.fail(
+            "consistency.qr-pages",
+            "qr-pages-differ",
+            f"{len(pages)} page(s), QR codes per page {[len(p) for p in texts]}, "
+            f"{len(found)} distinct; expected the same single QR on every page",
+        )
+    else:
+        cl.ok("consistency.qr-pages", f"the same QR on all {len(pages)} page(s)")
+        claims, _ = _qr_claims(found.pop(), trust, at, cl)
+        if claims is not None and doc is not None:
+            summary = claims[SUMMARY_CLAIM]
+            if summary["h"] == doc.digest() and claims[7] == doc.number.encode():
+                cl.ok("consistency.qr-envelope", "QR digest and number match the embedded document")
+            else:
+                cl.fail(
+                    "consistency.qr-envelope",
+                    "qr-envelope-mismatch",
+                    "the QR speaks of another document than the one embedded",
+                )
+    if doc is not None:
+        _check_status(doc.number, doc.digest(), trust, cl)
+    return Verification(cl.verdict(), tuple(cl.checks), doc.number if doc else None, None, doc)
+
+
+def _rasterise(data: bytes) -> list:
+    import pypdfium2
+
+    try:
+        pdf = pypdfium2.PdfDocument(data)
+    except Exception:
+        return []
+    try:
+        return [page.render(scale=150 / 72).to_pil().convert("L") for page in pdf]
+    finally:
+        pdf.close()
+
+
+def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        if reader.encrypted:
+            cl.fail("format.pdf", "encrypted", "the PDF is encrypted; reports never are")
+            return None
+        sigs = reader.embedded_signatures
+    except Exception as exc:
+        cl.fail("format.pdf", "bad-pdf", f"not a readable PDF ({type(exc).__name__})")
+        return None
+    cl.ok("format.pdf", "readable PDF")
+    if len(sigs) != 1:
+        cl.fail("integrity.pades", "signature-count", f"{len(sigs)} signatures, expected 1")
+        return None
+    root = asn1_x509.Certificate.load(trust.root.public_bytes(serialization.Encoding.DER))
+    try:
+        status = validate_pdf_signature(
+            sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False)
+        )
+    except Exception as exc:
+        cl.fail(
+            "integrity.pades", "pades-invalid", f"signature not verifiable ({type(exc).__name__})"
+        )
+        return None
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    if status.intact and status.valid and whole:
+        cl.ok("integrity.pades", "PAdES signature valid and covering the whole file")
+    else:
+        cl.fail(
+            "integrity.pades",
+            "pades-invalid",
+            f"intact={status.intact}, valid={status.valid}, coverage={status.coverage.name}; "
+            "expected an intact, valid signature over the entire file",
+        )
+    signer = x509.load_der_x509_certificate(status.signing_cert.dump())
+    kid = kid_of(signer)
+    if trust.certificates_for(kid):
+        cl.ok("issuer.pades-signer", f"PDF signed by key {kid.hex()} of {trust.issuer_code}")
+    else:
+        cl.fail(
+            "issuer.pades-signer",
+            "unknown-key",
+            f"PDF signed by key {kid.hex()}, not a trusted key of {trust.issuer_code}",
+        )
+    return kid
+
+
+def _embedded_envelope(data: bytes, cl: _Checklist) -> bytes | None:
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
+        for i in range(0, len(names), 2):
+            if str(names[i]) == "report.cose":
+                stream = names[i + 1]["/EF"]["/F"]
+                raw = stream.get_object()
+                if int(raw.get("/Length", 0)) > MAX_ENVELOPE:
+                    raise ValueError("too large")
+                envelope = raw.data
+                if len(envelope) > MAX_ENVELOPE:
+                    raise ValueError("too large")
+                cl.ok("format.envelope", f"report.cose attached ({len(envelope):,} bytes)")
+                return envelope
+    except Exception as exc:
+        cl.fail(
+            "format.envelope", "bad-envelope", f"cannot read report.cose ({type(exc).__name__})"
+        )
+        return None
+    cl.fail("format.envelope", "no-envelope", "no report.cose attached")
+    return None
+
+
+def trust_from_home(settings, registry: Registry | None) -> Trust:
+    """Trust our own city: its pinned root, every signing key it ever certified, its registry."""
+    from .keys import KeyStore
+
+    keys = KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
+    return Trust(settings.issuer.admin_code, keys.root(), tuple(keys.certificates()), registry)

@@ -1,0 +1,194 @@
+"""Verification: a genuine report is accepted three ways; tampering and junk are rejected with
+the right reason, and nothing crashes the verifier."""
+
+import io
+import zlib
+from datetime import timedelta
+
+import base45
+import pypdfium2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from creditcert import verify
+from creditcert.keys import KeyStore
+from creditcert.registry import SqliteRegistry
+from creditcert.verify import Status, Verdict
+
+from .conftest import NOW_REPORTS
+
+AT = NOW_REPORTS + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def trust(issued):
+    registry = SqliteRegistry(issued["home"] / "registry.sqlite")
+    return verify.trust_from_home(issued["settings"], registry)
+
+
+def reasons(result) -> dict[str, str]:
+    return {c.step: c.reason for c in result.checks if c.status is not Status.PASSED}
+
+
+def test_genuine_pdf_is_accepted_with_its_signed_content(issued, trust):
+    report, path = issued["busy"]
+    result = verify.verify_pdf(path.read_bytes(), trust, at=AT)
+    assert result.verdict is Verdict.ACCEPTED, reasons(result)
+    assert result.document == report.document
+    steps = {c.step for c in result.checks}
+    assert {
+        "integrity.pades",
+        "integrity.envelope-signature",
+        "integrity.qr-signature",
+        "consistency.qr-envelope",
+        "consistency.qr-pages",
+        "status.registry",
+    } <= steps
+    result.raise_for_status()
+    with pytest.raises(TypeError):
+        bool(result)
+
+
+def test_flipped_byte_in_the_body_is_caught(issued, trust):
+    _, path = issued["busy"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    result = verify.verify_pdf(bytes(data), trust, at=AT)
+    assert result.verdict is Verdict.REJECTED
+    assert reasons(result)["integrity.pades"] == "pades-invalid"
+    with pytest.raises(verify.VerificationFailed):
+        result.raise_for_status()
+
+
+def test_qr_text_accepted_then_expired(issued, trust):
+    report, _ = issued["busy"]
+    ok = verify.verify_qr_text(report.qr.text, trust, at=AT)
+    assert ok.verdict is Verdict.ACCEPTED and ok.summary["sc"] == report.document.subject_code
+    late = verify.verify_qr_text(report.qr.text, trust, at=report.document.valid_until)
+    assert reasons(late) == {"validity.period": "expired"}  # valid iff iat <= clock < exp
+    early = verify.verify_qr_text(
+        report.qr.text, trust, at=report.document.issued_at - timedelta(seconds=1)
+    )
+    assert reasons(early) == {"validity.period": "not-yet-valid"}
+
+
+def spoil(text: str, how: str) -> str:
+    raw = zlib.decompress(base45.b45decode(text[4:]))
+    if how == "bomb":
+        return "CC1:" + base45.b45encode(zlib.compress(b"\0" * 1_000_000, 9)).decode()
+    if how == "signature":
+        raw = raw[:-1] + bytes([raw[-1] ^ 1])
+    if how == "truncated-cose":
+        raw = raw[: len(raw) // 2]
+    return "CC1:" + base45.b45encode(zlib.compress(raw, 9)).decode()
+
+
+@pytest.mark.parametrize(
+    ("make", "step", "reason"),
+    [
+        (lambda t: "HC1:" + t[4:], "format.prefix", "bad-prefix"),
+        (lambda t: t[4:], "format.prefix", "bad-prefix"),
+        (lambda t: t[:-1] + "a", "format.base45", "bad-base45"),
+        # truncated to a length base45 cannot have (3k + 1 characters)
+        (lambda t: t[: 4 + (len(t) - 4) // 6 * 3 + 1], "format.base45", "bad-base45"),
+        (lambda t: "CC1:" + base45.b45encode(b"not zlib").decode(), "format.zlib", "bad-zlib"),
+        (lambda t: spoil(t, "bomb"), "format.zlib", "bad-zlib"),
+        (lambda t: spoil(t, "signature"), "integrity.qr-signature", "bad-signature"),
+        (lambda t: spoil(t, "truncated-cose"), "format.qr-cbor", "bad-cbor"),
+        (lambda t: "CC1:" + "0" * 5000, "format.size", "too-long"),
+    ],
+)
+def test_spoiled_qr_texts_are_rejected_with_the_reason(issued, trust, make, step, reason):
+    report, _ = issued["busy"]
+    result = verify.verify_qr_text(make(report.qr.text), trust, at=AT)
+    assert result.verdict is Verdict.REJECTED
+    assert reasons(result)[step] == reason
+
+
+def test_key_of_another_city_is_unknown(issued, trust, tmp_path):
+    report, _ = issued["busy"]
+    other = KeyStore(tmp_path / "keys", "440900", "茂名市")
+    other.init(NOW_REPORTS)
+    stranger = verify.Trust("440900", other.root(), tuple(other.certificates()))
+    result = verify.verify_qr_text(report.qr.text, stranger, at=AT)
+    assert reasons(result)["issuer.key-known"] == "unknown-key"
+
+
+def test_photo_of_a_page_is_verified(issued, trust):
+    report, path = issued["busy"]
+    pdf = pypdfium2.PdfDocument(str(path))
+    image = pdf[0].render(scale=300 / 72).to_pil()
+    pdf.close()
+    buf = io.BytesIO()
+    image.convert("L").save(buf, format="PNG")
+    result = verify.verify_image(buf.getvalue(), trust, at=AT)
+    assert result.verdict is Verdict.ACCEPTED, reasons(result)
+    assert result.number == report.document.number
+
+
+def test_images_without_one_qr_and_junk_files(issued, trust):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (400, 400), 255).save(buf, format="PNG")
+    assert reasons(verify.verify_image(buf.getvalue(), trust, at=AT)) == {
+        "format.qr-found": "no-qr"
+    }
+    assert reasons(verify.verify_image(b"GIF89a junk", trust, at=AT)) == {
+        "format.image": "not-an-image"
+    }
+    assert reasons(verify.verify_pdf(b"hello", trust, at=AT)) == {"format.pdf": "not-pdf"}
+    assert reasons(verify.verify_pdf(b"%PDF-1.7 garbage", trust, at=AT))["format.pdf"] == "bad-pdf"
+
+
+def test_numbers(issued, trust):
+    report, _ = issued["busy"]
+    number = report.document.number
+    assert verify.verify_number(number.lower(), trust).verdict is Verdict.ACCEPTED
+    typo = number[:-1] + ("0" if number[-1] != "0" else "1")
+    assert reasons(verify.verify_number(typo, trust)) == {"format.number": "bad-number"}
+    other = verify.verify_number("440900-2607-TESTTEST-0", trust)
+    assert other.verdict in (Verdict.CANNOT_DECIDE, Verdict.REJECTED)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=600),
+        st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:", max_size=600).map(
+            lambda t: "CC1:" + t
+        ),
+    )
+)
+def test_no_qr_text_crashes_the_verifier(issued, trust, text):
+    result = verify.verify_qr_text(text, trust, at=AT)
+    assert result.verdict is Verdict.REJECTED
+
+
+def test_cli_verify_exit_codes(issued, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from creditcert.cli import app
+
+    report, path = issued["busy"]
+    runner = CliRunner()
+    home = str(issued["home"])
+    ok = runner.invoke(app, ["--home", home, "verify", str(path), "--json", "--at", AT.isoformat()])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["verdict"] == "accepted"
+    bad = tmp_path / "tampered.pdf"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    bad.write_bytes(bytes(data))
+    assert runner.invoke(app, ["--home", home, "verify", str(bad)]).exit_code == 1
+    qr = runner.invoke(
+        app, ["--home", home, "verify", "--qr", report.qr.text, "--at", AT.isoformat()]
+    )
+    assert qr.exit_code == 0 and "ACCEPTED" in qr.stdout
+    assert runner.invoke(app, ["--home", home, "verify"]).exit_code == 2
+    assert runner.invoke(
+        app, ["--home", home, "verify", "--number", "440900-2607-TESTTEST-0"]
+    ).exit_code in (1, 3)
