@@ -379,6 +379,28 @@ def report(
 
 
 @app.command()
+def revoke(
+    number: Annotated[str, typer.Argument(help="The report number to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the revocation).")],
+    home: HomeOpt = None,
+) -> None:
+    """Revoke an issued report: verification rejects it from now on (the record stays)."""
+    from . import numbers
+    from .registry import SqliteRegistry
+
+    canonical = numbers.parse(number)
+    if canonical is None:
+        _fail(f"{number!r} is not a report number (shape or check character wrong)")
+    settings = _settings(home)
+    registry = SqliteRegistry(settings.home / "registry.sqlite")
+    try:
+        entry = registry.revoke(canonical, reason=reason, at=datetime.now(config_mod.SHANGHAI))
+    finally:
+        registry.close()
+    out.print(f"revoked {entry.number} ({entry.subject_code}): {reason}")
+
+
+@app.command()
 def verify(
     file: Annotated[
         Path | None, typer.Argument(help="A report PDF, or a photo/scan (PNG, JPEG).")

@@ -55,6 +55,7 @@ class Registry(Protocol):
     def add(self, entry: Entry, *, rate_limit: int) -> None: ...
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
     def get(self, number: str) -> Entry | None: ...
+    def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
 
 
 class SqliteRegistry:
@@ -110,6 +111,22 @@ class SqliteRegistry:
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+
+    def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
+        """Mark a report revoked (the row stays: a revoked report is still a fact)."""
+        if not reason.strip():
+            raise IssueError("a revocation needs a reason")
+        changed = self._con.execute(  # one statement: atomic on its own in autocommit mode
+            "UPDATE reports SET status = 'revoked', revoked_at = ?, revoked_reason = ? "
+            "WHERE number = ? AND status <> 'revoked'",
+            (at.isoformat(), reason.strip(), number),
+        ).rowcount
+        entry = self.get(number)
+        if entry is None:
+            raise IssueError(f"{number} is not in this registry")
+        if not changed:
+            raise IssueError(f"{number} was already revoked")
+        return entry
 
     def get(self, number: str) -> Entry | None:
         row = self._con.execute(

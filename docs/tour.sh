@@ -41,7 +41,8 @@ REPAIRED=$(creditcert sample subjects --with-records --limit 200 | while read -r
   creditcert lookup "$c" --all --json | python3 -c 'import json,sys
 d=json.load(sys.stdin); sys.exit(0 if any(r["repaired"] for x in d["domains"] for r in x["records"]) else 1)' \
   && { echo "$c"; break; }; done)
-step creditcert report "$CLEAN" --purpose bidding --out out/demo/report-clean.pdf
+step creditcert report "$CLEAN" --purpose bidding --out out/demo/report-clean.pdf \
+  --json out/demo/report-clean.json
 step creditcert report "$REPAIRED" --purpose financing --out out/demo/report-with-records.pdf \
   --json out/demo/report-with-records.json
 step creditcert report "$BUSY" --all --out out/demo/report-all-52.pdf
@@ -57,17 +58,21 @@ PY
 step creditcert verify out/demo/report-tampered.pdf || echo "(exit $?: rejected, as it should be)"
 NUMBER=$(python3 -c 'import json; print(json.load(open("out/demo/report-with-records.json"))["number"])')
 step creditcert verify --number "$NUMBER"
+CLEAN_NUMBER=$(python3 -c 'import json; print(json.load(open("out/demo/report-clean.json"))["number"])')
+step creditcert revoke "$CLEAN_NUMBER" --reason "issued for the wrong purpose"
+step creditcert verify out/demo/report-clean.pdf || echo "(exit $?: a revoked report is rejected)"
 
 cat <<EOT
 
 Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine).
-Reports: out/demo/report-clean.pdf, out/demo/report-with-records.pdf (some records 已修复),
-         out/demo/report-all-52.pdf
+Reports: out/demo/report-with-records.pdf (some records 已修复), out/demo/report-all-52.pdf,
+         out/demo/report-clean.pdf (revoked by the tour), out/demo/report-tampered.pdf
 Try next:
   export CREDITCERT_HOME=$HOME_DIR
   creditcert lookup $BUSY --all --json | less
   creditcert domains show market-regulation
   creditcert code check 91350203M0001QKT19
   creditcert report $BUSY --purpose listing --lang en
+  creditcert verify out/demo/report-with-records.pdf
   pdftoppm -png -r 80 out/demo/report-all-52.pdf /tmp/page   # and look at the pages
 EOT

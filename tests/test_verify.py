@@ -192,3 +192,19 @@ def test_cli_verify_exit_codes(issued, tmp_path):
     assert runner.invoke(
         app, ["--home", home, "verify", "--number", "440900-2607-TESTTEST-0"]
     ).exit_code in (1, 3)
+
+
+def test_revoked_report_is_rejected(issued, trust, tmp_path):
+    from creditcert.errors import IssueError
+
+    report, path = issued["clean"]
+    assert verify.verify_qr_text(report.qr.text, trust, at=AT).verdict is Verdict.ACCEPTED
+    trust.registry.revoke(report.document.number, reason="issued in error", at=AT)
+    with pytest.raises(IssueError, match="already revoked"):
+        trust.registry.revoke(report.document.number, reason="twice", at=AT)
+    assert reasons(verify.verify_qr_text(report.qr.text, trust, at=AT)) == {
+        "status.registry": "revoked"
+    }
+    assert reasons(verify.verify_pdf(path.read_bytes(), trust, at=AT)) == {
+        "status.registry": "revoked"
+    }
