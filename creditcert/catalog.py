@@ -97,11 +97,14 @@ class Catalog:
 
 
 def canonical_json(domains: tuple[Domain, ...], purposes: tuple[Purpose, ...], meta: dict) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes the catalog digest is taken over."""
+    """Sorted keys, no whitespace, UTF-8: the bytes the catalog digest is taken over.
+
+    Domains keep their order (it is the report's order); purposes are sorted by code, since their
+    order means nothing and maps (TOML tables, CBOR in a bundle) need not keep it."""
     body = {
         **meta,
         "domains": [asdict(d) for d in domains],
-        "purposes": [asdict(p) for p in purposes],
+        "purposes": [asdict(p) for p in sorted(purposes, key=lambda p: p.code)],
     }
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 

@@ -47,6 +47,12 @@ sample_app = typer.Typer(help="Deterministic sample data for a city.", no_args_i
 data_app = typer.Typer(help="The city's datasets and their index.", no_args_is_help=True)
 register_app = typer.Typer(help="The subject register.", no_args_is_help=True)
 keys_app = typer.Typer(help="The city's signing keys (root and signers).", no_args_is_help=True)
+partner_app = typer.Typer(
+    help="Partner cities' bundles (keys, catalog, revocations).", no_args_is_help=True
+)
+agreement_app = typer.Typer(
+    help="Mutual-recognition agreements with partners.", no_args_is_help=True
+)
 app.add_typer(code_app, name="code")
 app.add_typer(domains_app, name="domains")
 app.add_typer(purposes_app, name="purposes")
@@ -54,6 +60,8 @@ app.add_typer(sample_app, name="sample")
 app.add_typer(data_app, name="data")
 app.add_typer(register_app, name="register")
 app.add_typer(keys_app, name="keys")
+app.add_typer(partner_app, name="partner")
+app.add_typer(agreement_app, name="agreement")
 
 # Piped output is read by scripts and people alike: keep it wide rather than wrapped at 80.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -378,6 +386,98 @@ def report(
     out.print(f"  QR payload {len(issued.qr.text)} characters")
 
 
+@partner_app.command("export")
+def partner_export(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write our bundle (.cose).")],
+    home: HomeOpt = None,
+) -> None:
+    """Write our signed bundle for partners: root and signing certificates, catalog, revocations."""
+    from .partners import export_bundle
+    from .registry import SqliteRegistry
+
+    settings = _settings(home)
+    keys = _key_store(settings)
+    now = datetime.now(config_mod.SHANGHAI)
+    registry = SqliteRegistry(settings.home / "registry.sqlite")
+    try:
+        data = export_bundle(settings, keys, registry, now=now, sequence=int(now.timestamp()))
+    finally:
+        registry.close()
+    _write_atomically(out_file, data)
+    from .keys import fingerprint
+
+    out.print(f"wrote {out_file} ({len(data):,} bytes)")
+    out.print(f"partners pin our root: {fingerprint(keys.root())}")
+
+
+@partner_app.command("import")
+def partner_import(
+    file: Annotated[Path, typer.Argument(help="A partner's bundle (.cose).")],
+    fingerprint: Annotated[
+        str | None, typer.Option(help="SHA-256 of the partner's root, learned out of band.")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Import or update a partner's bundle, checked against its pinned root."""
+    from .partners import PartnerStore
+
+    settings = _settings(home)
+    bundle = PartnerStore(settings.home, settings.catalog).import_bundle(
+        file.read_bytes(), pin=fingerprint, now=datetime.now(config_mod.SHANGHAI)
+    )
+    out.print(
+        f"imported {bundle.name} ({bundle.issuer_code}) sequence {bundle.sequence}: "
+        f"{len(bundle.signers)} signing key(s), catalog {bundle.catalog.id} "
+        f"{bundle.catalog.version} ({len(bundle.catalog.domains)} domains), "
+        f"{len(bundle.revoked)} revoked, valid to {bundle.expires_at:%Y-%m-%d}"
+    )
+
+
+@partner_app.command("list")
+def partner_list(home: HomeOpt = None) -> None:
+    """Partners whose bundles we hold, and our agreements with them."""
+    from .partners import PartnerError, PartnerStore
+
+    settings = _settings(home)
+    store = PartnerStore(settings.home, settings.catalog)
+    now = datetime.now(config_mod.SHANGHAI)
+    for code in store.codes():
+        try:
+            b = store.bundle(code, now=now)
+            agreement = store.agreement(code, b.catalog)
+            terms = (
+                (
+                    f"agreement {agreement.start} to {agreement.end}, "
+                    f"{len(agreement.mapping)} domains mapped"
+                )
+                if agreement
+                else "no agreement"
+            )
+            out.print(
+                f"{code} {b.name}: bundle {b.sequence} valid to {b.expires_at:%Y-%m-%d}; {terms}"
+            )
+        except PartnerError as exc:
+            out.print(f"{code}: {exc}")
+
+
+@agreement_app.command("add")
+def agreement_add(
+    file: Annotated[Path, typer.Argument(help="Agreement file (TOML, docs/partners.md).")],
+    home: HomeOpt = None,
+) -> None:
+    """Record an agreement; both catalogs are checked for every code it maps."""
+    from .partners import PartnerStore
+
+    settings = _settings(home)
+    agreement = PartnerStore(settings.home, settings.catalog).add_agreement(
+        file.read_text(encoding="utf-8"), source=str(file), now=datetime.now(config_mod.SHANGHAI)
+    )
+    out.print(
+        f"agreement with {agreement.partner}: {agreement.start} to {agreement.end}, "
+        f"{len(agreement.mapping)} domains mapped"
+    )
+
+
 @app.command()
 def revoke(
     number: Annotated[str, typer.Argument(help="The report number to revoke.")],
@@ -415,7 +515,7 @@ def verify(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Verify a report. Exit 0 accepted, 1 rejected, 2 usage error, 3 cannot decide."""
+    """Verify a report. Exit 0 accepted (fully or for some domains), 1 rejected, 2 usage, 3 cannot decide."""
     from . import verify as verify_mod
     from .registry import SqliteRegistry
 
@@ -433,7 +533,7 @@ def verify(
     settings = _settings(home)
     registry = SqliteRegistry(settings.home / "registry.sqlite")
     try:
-        trust = verify_mod.trust_from_home(settings, registry)
+        trust = verify_mod.trust_from_home(settings, registry, now=when)
         if qr is not None:
             result = verify_mod.verify_qr_text(qr, trust, at=when)
         elif number is not None:
@@ -472,7 +572,9 @@ def verify(
                 f"  signed summary: {s['sn']} ({s['sc']}), period {s['pf']} – {s['pt']}, "
                 f"{len(s['dc'])} domains, {sum(s['dc'])} record(s)"
             )
-    raise typer.Exit({"accepted": 0, "rejected": 1}.get(result.verdict.value, 3))
+    # accepted-for-some-domains is an acceptance too (exit 0): the verdict and scope say which
+    exit_codes = {"accepted": 0, "accepted-for-some-domains": 0, "rejected": 1}
+    raise typer.Exit(exit_codes.get(result.verdict.value, 3))
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

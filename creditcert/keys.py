@@ -208,6 +208,12 @@ class KeyStore:
             )
         return Signer(bytes.fromhex(kid), cert, root, key_path)
 
+    def root_signer(self) -> Signer:
+        """The root as a signer: only for what the root signs itself (partner bundles)."""
+        root = _load_cert(self.root_cert)
+        _load_private(self.root_key)  # present, 0600 and P-256, or a clear error
+        return Signer(kid_of(root), root, root, self.root_key)
+
     def certificates(self) -> list[x509.Certificate]:
         """Every signing certificate ever made here (old ones verify old reports)."""
         return [_load_cert(p) for p in sorted(self.dir.glob("signer-*.crt"))]

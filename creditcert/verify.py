@@ -47,6 +47,7 @@ class Status(StrEnum):
 
 class Verdict(StrEnum):
     ACCEPTED = "accepted"
+    ACCEPTED_FOR_SOME_DOMAINS = "accepted-for-some-domains"
     REJECTED = "rejected"
     CANNOT_DECIDE = "cannot-decide"
 
@@ -107,17 +108,32 @@ def _jsonable(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class Trust:
-    """Whom we believe: the issuer's pinned root and the signing certificates it published."""
+class KnownIssuer:
+    """A city whose reports we can check: its pinned root and published signing certificates."""
 
-    issuer_code: str
+    code: str
     root: x509.Certificate
     signers: tuple[x509.Certificate, ...]
+    own: bool = True
     registry: Registry | None = None  # our own registry: status of our reports
+    revoked: frozenset[bytes] = frozenset()  # a partner's revocation list (truncated hashes)
+    catalog: Any = None  # a partner's catalog (Catalog): the order of its domains
+    agreement: Any = None  # our agreement with a partner (partners.Agreement), if any
 
-    def certificates_for(self, kid: bytes) -> list[x509.Certificate]:
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """Whom we believe: our own city and the partners whose bundles we imported."""
+
+    issuers: tuple[KnownIssuer, ...]
+
+    def candidates(self, kid: bytes) -> list[tuple[KnownIssuer, x509.Certificate]]:
         # kids can collide: every certificate with that kid is a candidate
-        return [c for c in self.signers if kid_of(c) == kid]
+        return [(i, c) for i in self.issuers for c in i.signers if kid_of(c) == kid]
+
+    @property
+    def own(self) -> KnownIssuer:
+        return next(i for i in self.issuers if i.own)
 
 
 class _Checklist:
@@ -134,12 +150,14 @@ class _Checklist:
     def fail(self, step: str, reason: str, message: str) -> bool:
         return self.add(step, Status.FAILED, reason, message)
 
+    partial = False  # some domains of a partner's report are outside the agreement
+
     def verdict(self) -> Verdict:
         if any(c.status is Status.FAILED for c in self.checks):
             return Verdict.REJECTED
         if any(c.status is Status.INDETERMINATE for c in self.checks):
             return Verdict.CANNOT_DECIDE
-        return Verdict.ACCEPTED
+        return Verdict.ACCEPTED_FOR_SOME_DOMAINS if self.partial else Verdict.ACCEPTED
 
 
 @dataclass(slots=True)
@@ -147,6 +165,7 @@ class _Signed:
     kid: bytes
     certificate: x509.Certificate
     payload: bytes
+    issuer: KnownIssuer
 
 
 def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signed | None:
@@ -202,15 +221,16 @@ def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signe
         )
         return None
     cl.ok(f"format.{what}-cose", f"COSE_Sign1, ES256, kid {kid.hex()}")
-    candidates = trust.certificates_for(kid)
+    candidates = trust.candidates(kid)
     if not candidates:
+        known = ", ".join(i.code for i in trust.issuers)
         cl.fail(
             "issuer.key-known",
             "unknown-key",
-            f"kid {kid.hex()} is not a signing key of issuer {trust.issuer_code}",
+            f"kid {kid.hex()} is not a signing key of any known city ({known})",
         )
         return None
-    for cert in candidates:
+    for issuer, cert in candidates:
         pem = cert.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -218,8 +238,11 @@ def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signe
             payload = COSE.new().decode(data, keys=[COSEKey.from_pem(pem, alg="ES256", kid=kid)])
         except Exception:
             continue
-        cl.ok(f"integrity.{what}-signature", f"signature valid for key {kid.hex()}")
-        return _Signed(kid, cert, payload)
+        cl.ok(
+            f"integrity.{what}-signature",
+            f"signature valid for key {kid.hex()} of {issuer.code}{'' if issuer.own else ' (partner)'}",
+        )
+        return _Signed(kid, cert, payload, issuer)
     cl.fail(
         f"integrity.{what}-signature",
         "bad-signature",
@@ -228,11 +251,11 @@ def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signe
     return None
 
 
-def _check_key(signed: _Signed, trust: Trust, issued: datetime, cl: _Checklist) -> None:
+def _check_key(signed: _Signed, issued: datetime, cl: _Checklist) -> None:
     try:
-        signed.certificate.verify_directly_issued_by(trust.root)
+        signed.certificate.verify_directly_issued_by(signed.issuer.root)
         cl.ok(
-            "issuer.chain", f"signing certificate issued by the pinned root of {trust.issuer_code}"
+            "issuer.chain", f"signing certificate issued by the pinned root of {signed.issuer.code}"
         )
     except Exception:
         cl.fail(
@@ -256,11 +279,23 @@ def _check_key(signed: _Signed, trust: Trust, issued: datetime, cl: _Checklist) 
         )
 
 
-def _check_status(number: str, digest: bytes | None, trust: Trust, cl: _Checklist) -> None:
-    if trust.registry is None:
+def _check_status(number: str, digest: bytes | None, issuer: KnownIssuer, cl: _Checklist) -> None:
+    if not issuer.own:
+        from .partners import revocation_id
+
+        if revocation_id(number) in issuer.revoked:
+            cl.fail(
+                "status.revocation-list",
+                "revoked",
+                f"{number} is on {issuer.code}'s revocation list",
+            )
+        else:
+            cl.ok("status.revocation-list", f"{number} is not on {issuer.code}'s revocation list")
+        return
+    if issuer.registry is None:
         cl.add("status.registry", Status.SKIPPED, "no-registry", "no registry to consult")
         return
-    entry = trust.registry.get(number)
+    entry = issuer.registry.get(number)
     if entry is None:
         cl.fail("status.registry", "unknown-number", f"{number} is not in the issuer's registry")
     elif entry.status == "revoked":
@@ -329,10 +364,12 @@ def _qr_claims(
         )
         return None, None
     cl.ok("format.claims", f"report {cti.decode(errors='replace')}")
-    if iss != trust.issuer_code:
-        cl.fail("issuer.iss", "issuer-mismatch", f"iss {iss!r}, expected {trust.issuer_code!r}")
+    if iss != signed.issuer.code:
+        cl.fail(
+            "issuer.iss", "issuer-mismatch", f"iss {iss!r}, signed by a key of {signed.issuer.code}"
+        )
     issued = datetime.fromtimestamp(iat, SHANGHAI)
-    _check_key(signed, trust, issued, cl)
+    _check_key(signed, issued, cl)
     # 4. validity: iat <= at < exp
     if iat <= at.timestamp() < exp:
         cl.ok(
@@ -357,11 +394,19 @@ def _qr_claims(
 def verify_qr_text(text: str, trust: Trust, *, at: datetime) -> Verification:
     """Verify the text a phone read from the QR (offline; the registry only adds status)."""
     cl = _Checklist()
-    claims, _ = _qr_claims(text, trust, at, cl)
+    claims, signed = _qr_claims(text, trust, at, cl)
     number = None
     if claims is not None:
         number = claims[7].decode(errors="replace")
-        _check_status(number, claims[SUMMARY_CLAIM]["h"], trust, cl)
+        summary = claims[SUMMARY_CLAIM]
+        _check_status(number, summary["h"], signed.issuer, cl)
+        _check_partner(
+            signed.issuer,
+            datetime.fromtimestamp(claims[6], SHANGHAI),
+            at,
+            _qr_domains(summary, signed.issuer, cl),
+            cl,
+        )
     return Verification(
         cl.verdict(), tuple(cl.checks), number, claims[SUMMARY_CLAIM] if claims else None
     )
@@ -425,7 +470,7 @@ def verify_number(typed: str, trust: Trust) -> Verification:
         )
         return Verification(cl.verdict(), tuple(cl.checks))
     cl.ok("format.number", number)
-    if not number.startswith(trust.issuer_code):
+    if not number.startswith(trust.own.code):
         cl.add(
             "issuer.number",
             Status.INDETERMINATE,
@@ -433,7 +478,7 @@ def verify_number(typed: str, trust: Trust) -> Verification:
             f"{number} was issued by {number[:6]}, ask that city's registry",
         )
         return Verification(cl.verdict(), tuple(cl.checks), number)
-    _check_status(number, None, trust, cl)
+    _check_status(number, None, trust.own, cl)
     return Verification(cl.verdict(), tuple(cl.checks), number)
 
 
@@ -451,7 +496,7 @@ def verify_pdf(
         return Verification(cl.verdict(), tuple(cl.checks))
     pades_kid = _check_pades(data, trust, cl)
     envelope = _embedded_envelope(data, cl)
-    doc = None
+    doc = signed = None
     if envelope is not None:
         signed = _verify_cose(envelope, trust, cl, "envelope")
         if signed is not None:
@@ -463,7 +508,7 @@ def verify_pdf(
                     "format.document", "bad-document", "envelope payload is not a report document"
                 )
             if doc is not None:
-                _check_key(signed, trust, doc.issued_at, cl)
+                _check_key(signed, doc.issued_at, cl)
                 if pades_kid is not None and pades_kid != signed.kid:
                     cl.fail(
                         "consistency.pades-envelope",
@@ -493,8 +538,9 @@ def verify_pdf(
                     "qr-envelope-mismatch",
                     "the QR speaks of another document than the one embedded",
                 )
-    if doc is not None:
-        _check_status(doc.number, doc.digest(), trust, cl)
+    if doc is not None and signed is not None:
+        _check_status(doc.number, doc.digest(), signed.issuer, cl)
+        _check_partner(signed.issuer, doc.issued_at, at, list(doc.domains_requested), cl)
     return Verification(cl.verdict(), tuple(cl.checks), doc.number if doc else None, None, doc)
 
 
@@ -530,7 +576,23 @@ def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
     if len(sigs) != 1:
         cl.fail("integrity.pades", "signature-count", f"{len(sigs)} signatures, expected 1")
         return None
-    root = asn1_x509.Certificate.load(trust.root.public_bytes(serialization.Encoding.DER))
+    try:
+        signer = x509.load_der_x509_certificate(sigs[0].signer_cert.dump())
+    except Exception as exc:
+        cl.fail("integrity.pades", "pades-invalid", f"no readable signer ({type(exc).__name__})")
+        return None
+    kid = kid_of(signer)
+    known = trust.candidates(kid)
+    if not known:
+        cl.fail(
+            "issuer.pades-signer",
+            "unknown-key",
+            f"PDF signed by key {kid.hex()}, not a key of any known city",
+        )
+        return None
+    issuer = known[0][0]
+    cl.ok("issuer.pades-signer", f"PDF signed by key {kid.hex()} of {issuer.code}")
+    root = asn1_x509.Certificate.load(issuer.root.public_bytes(serialization.Encoding.DER))
     try:
         status = validate_pdf_signature(
             sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False)
@@ -551,16 +613,6 @@ def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
             "pades-invalid",
             f"intact={status.intact}, valid={status.valid}, coverage={status.coverage.name}; "
             "expected an intact, valid signature over the entire file",
-        )
-    signer = x509.load_der_x509_certificate(status.signing_cert.dump())
-    kid = kid_of(signer)
-    if trust.certificates_for(kid):
-        cl.ok("issuer.pades-signer", f"PDF signed by key {kid.hex()} of {trust.issuer_code}")
-    else:
-        cl.fail(
-            "issuer.pades-signer",
-            "unknown-key",
-            f"PDF signed by key {kid.hex()}, not a trusted key of {trust.issuer_code}",
         )
     return kid
 
@@ -591,9 +643,106 @@ def _embedded_envelope(data: bytes, cl: _Checklist) -> bytes | None:
     return None
 
 
-def trust_from_home(settings, registry: Registry | None) -> Trust:
-    """Trust our own city: its pinned root, every signing key it ever certified, its registry."""
+def trust_from_home(settings, registry: Registry | None, *, now: datetime) -> Trust:
+    """Our own city (pinned root, every signing key it made, its registry) and every partner whose
+    bundle we imported and that is still valid at `now`, with our agreement with it."""
     from .keys import KeyStore
+    from .partners import PartnerError, PartnerStore
 
     keys = KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    return Trust(settings.issuer.admin_code, keys.root(), tuple(keys.certificates()), registry)
+    issuers = [
+        KnownIssuer(
+            settings.issuer.admin_code,
+            keys.root(),
+            tuple(keys.certificates()),
+            own=True,
+            registry=registry,
+        )
+    ]
+    partners = PartnerStore(settings.home, settings.catalog)
+    for code in partners.codes():
+        try:
+            bundle = partners.bundle(code, now=now)
+        except PartnerError:
+            continue  # an expired or broken bundle: its reports are from an unknown key
+        issuers.append(
+            KnownIssuer(
+                code,
+                bundle.root,
+                bundle.signers,
+                own=False,
+                revoked=bundle.revoked,
+                catalog=bundle.catalog,
+                agreement=partners.agreement(code, bundle.catalog),
+            )
+        )
+    return Trust(tuple(issuers))
+
+
+def _qr_domains(summary: dict, issuer: KnownIssuer, cl: _Checklist) -> list[str] | None:
+    """The domain codes a QR's bitmap names, in the issuer's catalog order."""
+    if issuer.own:
+        return None
+    cat = issuer.catalog
+    if (summary.get("ci"), summary.get("cv")) != (cat.id, cat.version):
+        cl.add(
+            "scope.catalog",
+            Status.INDETERMINATE,
+            "catalog-mismatch",
+            f"QR names catalog {summary.get('ci')} {summary.get('cv')}, the partner's bundle "
+            f"carries {cat.id} {cat.version}",
+        )
+        return None
+    bitmap = summary.get("dm", b"")
+    return [
+        c
+        for i, c in enumerate(cat.codes)
+        if i // 8 < len(bitmap) and bitmap[i // 8] & (0x80 >> (i % 8))
+    ]
+
+
+def _check_partner(
+    issuer: KnownIssuer, issued: datetime, at: datetime, domains: list[str] | None, cl: _Checklist
+) -> None:
+    """A partner's report counts only under a live agreement, and only for mapped domains."""
+    if issuer.own:
+        return
+    agreement = issuer.agreement
+    if agreement is None:
+        cl.fail(
+            "agreement.live", "no-agreement", f"no mutual-recognition agreement with {issuer.code}"
+        )
+        return
+    if not agreement.live(issued.date()):
+        cl.fail(
+            "agreement.live",
+            "not-live-at-issue",
+            f"issued {issued:%Y-%m-%d}, agreement runs {agreement.start} to {agreement.end}",
+        )
+    elif not agreement.live(at.astimezone(SHANGHAI).date()):
+        cl.fail(
+            "agreement.live",
+            "agreement-ended",
+            f"agreement with {issuer.code} runs {agreement.start} to {agreement.end}",
+        )
+    else:
+        cl.ok(
+            "agreement.live", f"agreement with {issuer.code}, {agreement.start} to {agreement.end}"
+        )
+    if domains is None:
+        return
+    mapped = [f"{d}→{agreement.mapping[d]}" for d in domains if d in agreement.mapping]
+    missing = [d for d in domains if d not in agreement.mapping]
+    if not mapped:
+        cl.fail(
+            "scope.domains",
+            "no-domain-recognised",
+            f"none of the report's {len(domains)} domains is covered by the agreement",
+        )
+        return
+    cl.partial = bool(missing)
+    cl.ok(
+        "scope.domains",
+        f"{len(mapped)} of {len(domains)} domains recognised"
+        + (f"; not covered: {', '.join(missing)}" if missing else ""),
+    )

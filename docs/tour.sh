@@ -62,9 +62,27 @@ CLEAN_NUMBER=$(python3 -c 'import json; print(json.load(open("out/demo/report-cl
 step creditcert revoke "$CLEAN_NUMBER" --reason "issued for the wrong purpose"
 step creditcert verify out/demo/report-clean.pdf || echo "(exit $?: a revoked report is rejected)"
 
+# Mutual recognition (报告互认): 伊春市 issues, 茂名市 verifies under a 33-domain agreement.
+for city in "230700 伊春市 Yichun yichun" "440900 茂名市 Maoming maoming"; do
+  set -- $city
+  rm -rf "out/demo/$4"
+  creditcert init --city "$1" --name "$2" --name-en "$3" --home "out/demo/$4" >/dev/null
+  creditcert --home "out/demo/$4" sample generate --subjects 5000 --records 30000 --seed "$1" >/dev/null
+  creditcert --home "out/demo/$4" keys init >/dev/null
+done
+step creditcert --home out/demo/yichun partner export --out out/demo/yichun-bundle.cose
+FP=$(creditcert --home out/demo/yichun keys list --json | python3 -c 'import json,sys; print(next(k["sha256"] for k in json.load(sys.stdin) if k["role"]=="root"))')
+step creditcert --home out/demo/maoming partner import out/demo/yichun-bundle.cose --fingerprint "$FP"
+step creditcert --home out/demo/maoming agreement add sample_data/agreement-maoming-yichun.toml
+YC=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 1)
+step creditcert --home out/demo/yichun report "$YC" --all --out out/demo/yichun-report.pdf
+step creditcert --home out/demo/maoming verify out/demo/yichun-report.pdf
+step creditcert --home out/demo/maoming partner list
+
 cat <<EOT
 
-Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine).
+Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine);
+partner cities: out/demo/yichun (issues) and out/demo/maoming (recognises 33 domains).
 Reports: out/demo/report-with-records.pdf (some records 已修复), out/demo/report-all-52.pdf,
          out/demo/report-clean.pdf (revoked by the tour), out/demo/report-tampered.pdf
 Try next:

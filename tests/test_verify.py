@@ -24,7 +24,7 @@ AT = NOW_REPORTS + timedelta(days=1)
 @pytest.fixture(scope="module")
 def trust(issued):
     registry = SqliteRegistry(issued["home"] / "registry.sqlite")
-    return verify.trust_from_home(issued["settings"], registry)
+    return verify.trust_from_home(issued["settings"], registry, now=AT)
 
 
 def reasons(result) -> dict[str, str]:
@@ -110,7 +110,9 @@ def test_key_of_another_city_is_unknown(issued, trust, tmp_path):
     report, _ = issued["busy"]
     other = KeyStore(tmp_path / "keys", "440900", "茂名市")
     other.init(NOW_REPORTS)
-    stranger = verify.Trust("440900", other.root(), tuple(other.certificates()))
+    stranger = verify.Trust(
+        (verify.KnownIssuer("440900", other.root(), tuple(other.certificates())),)
+    )
     result = verify.verify_qr_text(report.qr.text, stranger, at=AT)
     assert reasons(result)["issuer.key-known"] == "unknown-key"
 
@@ -199,9 +201,9 @@ def test_revoked_report_is_rejected(issued, trust, tmp_path):
 
     report, path = issued["clean"]
     assert verify.verify_qr_text(report.qr.text, trust, at=AT).verdict is Verdict.ACCEPTED
-    trust.registry.revoke(report.document.number, reason="issued in error", at=AT)
+    trust.own.registry.revoke(report.document.number, reason="issued in error", at=AT)
     with pytest.raises(IssueError, match="already revoked"):
-        trust.registry.revoke(report.document.number, reason="twice", at=AT)
+        trust.own.registry.revoke(report.document.number, reason="twice", at=AT)
     assert reasons(verify.verify_qr_text(report.qr.text, trust, at=AT)) == {
         "status.registry": "revoked"
     }

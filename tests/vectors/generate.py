@@ -52,7 +52,7 @@ def canonical_catalog(raw: dict) -> bytes:
             "years": p["years"],
             "validity_days": p["validity_days"],
         }
-        for code, p in raw["purpose"].items()
+        for code, p in sorted(raw["purpose"].items())
     ]
     body = {
         "id": raw["id"],
