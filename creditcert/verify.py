@@ -437,7 +437,10 @@ def verify_image(data: bytes, trust: Trust, *, at: datetime) -> Verification:
                 return Verification(cl.verdict(), tuple(cl.checks))
             img.load()
             texts = read_qr_texts([img.convert("L")])[0]
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        cl.fail("format.image", "image-too-large", f"more than {MAX_IMAGE_PIXELS:,} pixels")
+        return Verification(cl.verdict(), tuple(cl.checks))
+    except (UnidentifiedImageError, OSError) as exc:
         cl.fail("format.image", "not-an-image", f"cannot read the image ({type(exc).__name__})")
         return Verification(cl.verdict(), tuple(cl.checks))
     distinct = sorted(set(texts))
@@ -478,7 +481,15 @@ def verify_number(typed: str, trust: Trust) -> Verification:
             f"{number} was issued by {number[:6]}, ask that city's registry",
         )
         return Verification(cl.verdict(), tuple(cl.checks), number)
-    _check_status(number, None, trust.own, cl)
+    if trust.own.registry is None:
+        cl.add(
+            "status.registry",
+            Status.INDETERMINATE,
+            "no-registry",
+            "a number can only be checked against the issuer's registry, and none is at hand",
+        )
+    else:
+        _check_status(number, None, trust.own, cl)
     return Verification(cl.verdict(), tuple(cl.checks), number)
 
 
@@ -587,11 +598,16 @@ def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
         if reader.encrypted:
             cl.fail("format.pdf", "encrypted", "the PDF is encrypted; reports never are")
             return None
-        sigs = reader.embedded_signatures
+        reader.root  # noqa: B018 - parse the catalog now: a broken file fails here
     except Exception as exc:
         cl.fail("format.pdf", "bad-pdf", f"not a readable PDF ({type(exc).__name__})")
         return None
     cl.ok("format.pdf", "readable PDF")
+    try:
+        sigs = reader.embedded_signatures
+    except Exception as exc:
+        cl.fail("integrity.pades", "pades-invalid", f"signature unreadable ({type(exc).__name__})")
+        return None
     if len(sigs) != 1:
         cl.fail("integrity.pades", "signature-count", f"{len(sigs)} signatures, expected 1")
         return None
