@@ -478,6 +478,73 @@ def agreement_add(
     )
 
 
+@agreement_app.command("list")
+def agreement_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Our agreements: partner, dates, how many of its domains we recognise."""
+    rows = _agreements(home)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "partner": a.partner,
+                    "start": a.start.isoformat(),
+                    "end": a.end.isoformat(),
+                    "mapping": a.mapping,
+                }
+                for a in rows
+            ]
+        )
+        return
+    for a in rows:
+        out.print(f"{a.partner}: {a.start} to {a.end}, {len(a.mapping)} domains mapped")
+
+
+@agreement_app.command("show")
+def agreement_show(partner: str, home: HomeOpt = None) -> None:
+    """One agreement with its domain mapping (theirs → ours)."""
+    match = [a for a in _agreements(home) if a.partner == partner]
+    if not match:
+        _fail(f"no agreement with {partner}")
+    a = match[0]
+    out.print(f"{a.partner}: {a.start} to {a.end}")
+    for theirs, ours in a.mapping.items():
+        out.print(f"  {theirs} → {ours}")
+
+
+@agreement_app.command("end")
+def agreement_end(
+    partner: str,
+    on: Annotated[str | None, typer.Option(help="Last day (default today).")] = None,
+    home: HomeOpt = None,
+) -> None:
+    """End an agreement: reports issued after that day are no longer recognised."""
+    from .partners import PartnerStore
+
+    settings = _settings(home)
+    day = _date(on, "--on") if on else _today()
+    ended = PartnerStore(settings.home, settings.catalog).end_agreement(
+        partner, on=day, now=datetime.now(config_mod.SHANGHAI)
+    )
+    out.print(f"agreement with {ended.partner} now ends {ended.end}")
+
+
+def _agreements(home):
+    from .partners import PartnerError, PartnerStore
+
+    settings = _settings(home)
+    store = PartnerStore(settings.home, settings.catalog)
+    found = []
+    for code in store.codes():
+        try:
+            bundle = store.bundle(code, now=datetime.now(config_mod.SHANGHAI), check_time=False)
+            agreement = store.agreement(code, bundle.catalog) if bundle else None
+        except PartnerError:
+            continue
+        if agreement:
+            found.append(agreement)
+    return found
+
+
 @app.command()
 def revoke(
     number: Annotated[str, typer.Argument(help="The report number to revoke.")],

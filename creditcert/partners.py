@@ -249,5 +249,21 @@ class PartnerStore:
             path.read_text(encoding="utf-8"), source=str(path), ours=self.ours, theirs=theirs
         )
 
+    def end_agreement(self, code: str, *, on: date, now: datetime) -> Agreement:
+        """End an agreement on a day (reports issued after it are no longer recognised)."""
+        bundle = self.bundle(code, now=now, check_time=False)
+        current = self.agreement(code, bundle.catalog) if bundle else None
+        if current is None:
+            raise PartnerError(f"no agreement with {code}")
+        if not current.start <= on <= current.end:
+            raise PartnerError(f"{on} is outside the agreement ({current.start} to {current.end})")
+        path = self.dir / code / "agreement.toml"
+        text = re.sub(
+            r"(?m)^end\s*=.*$", f"end = {on.isoformat()}", path.read_text(encoding="utf-8")
+        )
+        ended = parse_agreement(text, source=str(path), ours=self.ours, theirs=bundle.catalog)
+        path.write_text(text, encoding="utf-8")
+        return ended
+
     def codes(self) -> list[str]:
         return sorted(p.name for p in self.dir.glob("*") if (p / "bundle.cose").exists())

@@ -62,11 +62,13 @@ CLEAN_NUMBER=$(python3 -c 'import json; print(json.load(open("out/demo/report-cl
 step creditcert revoke "$CLEAN_NUMBER" --reason "issued for the wrong purpose"
 step creditcert verify out/demo/report-clean.pdf || echo "(exit $?: a revoked report is rejected)"
 
-# Mutual recognition (报告互认): 伊春市 issues, 茂名市 verifies under a 33-domain agreement.
+# Mutual recognition (报告互认): 伊春市 (its own 35-domain catalog) issues, 茂名市 (our 52) verifies
+# under an agreement mapping 33 of Yichun's domains onto ours.
 for city in "230700 伊春市 Yichun yichun" "440900 茂名市 Maoming maoming"; do
   set -- $city
   rm -rf "out/demo/$4"
   creditcert init --city "$1" --name "$2" --name-en "$3" --home "out/demo/$4" >/dev/null
+  [ "$4" = yichun ] && cp sample_data/catalog-yichun.toml out/demo/yichun/catalog.toml  # its own domains
   creditcert --home "out/demo/$4" sample generate --subjects 5000 --records 30000 --seed "$1" >/dev/null
   creditcert --home "out/demo/$4" keys init >/dev/null
 done
@@ -78,6 +80,7 @@ YC=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 1)
 step creditcert --home out/demo/yichun report "$YC" --all --out out/demo/yichun-report.pdf
 step creditcert --home out/demo/maoming verify out/demo/yichun-report.pdf
 step creditcert --home out/demo/maoming partner list
+step creditcert --home out/demo/maoming agreement show 230700
 
 cat <<EOT
 

@@ -176,3 +176,30 @@ def test_partner_pdf_and_revocation_travel_in_the_bundle(cities):
     )
     revoked = verify.verify_pdf(report.pdf, trust_of(maoming), at=AT)
     assert failed(revoked) == {"status.revocation-list": "revoked"}
+
+
+def test_agreement_end_and_cli(cities):
+    from typer.testing import CliRunner
+
+    from creditcert.cli import app
+
+    yichun, maoming = cities
+    store = PartnerStore(maoming[0], maoming[1].catalog)
+    store.add_agreement(
+        agreement_text("230700", "2026-01-01", "2027-12-31", maoming[1].catalog.codes[:5]),
+        source="d.toml",
+        now=AT,
+    )
+    runner = CliRunner()
+    home = str(maoming[0])
+    listed = runner.invoke(app, ["--home", home, "agreement", "list"])
+    assert "230700: 2026-01-01 to 2027-12-31, 5 domains mapped" in listed.stdout
+    shown = runner.invoke(app, ["--home", home, "agreement", "show", "230700"])
+    assert "market-regulation → market-regulation" in shown.stdout
+    ended = store.end_agreement("230700", on=date(2026, 6, 30), now=AT)
+    assert ended.end == date(2026, 6, 30)
+    report = issue_in(yichun)  # issued 2026-07-01, after the agreement ended
+    result = verify.verify_qr_text(report.qr.text, trust_of(maoming), at=AT)
+    assert failed(result) == {"agreement.live": "not-live-at-issue"}
+    with pytest.raises(PartnerError, match="outside the agreement"):
+        store.end_agreement("230700", on=date(2030, 1, 1), now=AT)
