@@ -36,7 +36,11 @@ BUNDLE_DAYS = 30  # a bundle is republished at least monthly
 
 
 class PartnerError(CreditcertError):
-    """A bundle or agreement is refused (the message says why)."""
+    """A bundle or agreement is refused: the message says why, `reason` is a stable code."""
+
+    def __init__(self, message: str, reason: str = "refused"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def revocation_id(number: str) -> bytes:
@@ -94,10 +98,10 @@ def unsafe_parse_bundle_without_verifying(data: bytes) -> dict:
         and len(obj.value) == 4
         and isinstance(obj.value[2], bytes)
     ):
-        raise PartnerError("not a COSE_Sign1 bundle")
+        raise PartnerError("not a COSE_Sign1 bundle", "malformed")
     body = cbor2.loads(obj.value[2])
     if not isinstance(body, dict) or body.get("format") != BUNDLE_FORMAT:
-        raise PartnerError(f"not a {BUNDLE_FORMAT} bundle")
+        raise PartnerError(f"not a {BUNDLE_FORMAT} bundle", "malformed")
     return body
 
 
@@ -106,24 +110,28 @@ def verify_bundle(
 ) -> Bundle:
     """Check a bundle against a pinned root fingerprint; every failure is a PartnerError."""
     if len(data) > MAX_BUNDLE:
-        raise PartnerError(f"bundle larger than {MAX_BUNDLE} bytes")
+        raise PartnerError(f"bundle larger than {MAX_BUNDLE} bytes", "too-large")
     try:
         body = unsafe_parse_bundle_without_verifying(data)
         root = x509.load_der_x509_certificate(body["root"])
     except PartnerError:
         raise
     except Exception as exc:
-        raise PartnerError(f"malformed bundle ({type(exc).__name__})") from None
+        raise PartnerError(f"malformed bundle ({type(exc).__name__})", "malformed") from None
     pin = re.sub(r"[^0-9a-f]", "", pinned_fingerprint.lower())
     if fingerprint(root) != pin:
-        raise PartnerError(f"root fingerprint {fingerprint(root)} is not the pinned {pin}")
+        raise PartnerError(
+            f"root fingerprint {fingerprint(root)} is not the pinned {pin}", "pin-mismatch"
+        )
     pem = root.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     try:
         COSE.new().decode(data, keys=[COSEKey.from_pem(pem, alg="ES256", kid=kid_of(root))])
     except Exception:
-        raise PartnerError("bundle signature does not verify with the pinned root") from None
+        raise PartnerError(
+            "bundle signature does not verify with the pinned root", "bad-signature"
+        ) from None
     try:
         signers = tuple(x509.load_der_x509_certificate(d) for d in body["signers"])
         for cert in signers:
@@ -132,17 +140,23 @@ def verify_bundle(
         expires = datetime.fromisoformat(body["expires_at"])
         catalog = catalog_mod.parse(body["catalog"], source=f"bundle of {body['issuer']}")
     except CreditcertError as exc:
-        raise PartnerError(f"bundle catalog refused: {exc}") from None
+        raise PartnerError(f"bundle catalog refused: {exc}", "bad-catalog") from None
     except Exception as exc:
-        raise PartnerError(f"bundle content refused ({type(exc).__name__}: {exc})") from None
+        raise PartnerError(
+            f"bundle content refused ({type(exc).__name__}: {exc})", "bad-content"
+        ) from None
     if catalog.digest != body["catalog_digest"]:
-        raise PartnerError("bundle catalog does not match its digest")
+        raise PartnerError("bundle catalog does not match its digest", "bad-catalog")
     if not issued <= now < expires:
         raise PartnerError(
-            f"bundle valid {issued:%Y-%m-%d} to {expires:%Y-%m-%d}, not at {now:%Y-%m-%d}"
+            f"bundle valid {issued:%Y-%m-%d} to {expires:%Y-%m-%d}, not at {now:%Y-%m-%d}",
+            "not-valid-now",
         )
     if body["sequence"] <= after_sequence:
-        raise PartnerError(f"bundle sequence {body['sequence']} is not newer than {after_sequence}")
+        raise PartnerError(
+            f"bundle sequence {body['sequence']} is not newer than {after_sequence}",
+            "stale-sequence",
+        )
     return Bundle(
         body["issuer"],
         body["name"],

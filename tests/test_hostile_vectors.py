@@ -13,7 +13,9 @@ from creditcert import verify
 from creditcert.verify import Status
 
 HERE = Path(__file__).parent / "vectors" / "hostile"
-CASES = sorted(p for p in HERE.glob("*.json") if not p.name.endswith(".trust.json"))
+ALL = sorted(p for p in HERE.glob("*.json") if not p.name.endswith(".trust.json"))
+CASES = [p for p in ALL if '"kind": "bundle"' not in p.read_text(encoding="utf-8")]
+BUNDLES = [p for p in ALL if p not in CASES]
 
 
 def trust(name: str) -> verify.Trust:
@@ -47,7 +49,22 @@ def test_case(path):
         assert failed.get(step) == reason, (case["description"], failed)
 
 
+@pytest.mark.parametrize("path", BUNDLES, ids=[p.stem for p in BUNDLES])
+def test_bundle_case(path):
+    from creditcert.partners import PartnerError, verify_bundle
+
+    case = json.loads(path.read_text(encoding="utf-8"))
+    at = datetime.fromisoformat(case["clock"].replace("Z", "+00:00"))
+    data = base64.b64decode(case["input"])
+    try:
+        verify_bundle(data, case["pin"], now=at, after_sequence=case["sequence_after"])
+        got = None
+    except PartnerError as exc:
+        got = exc.reason
+    assert got == case["expected"]["reason"], case["description"]
+
+
 def test_catalogue_is_large_and_mostly_negative():
-    descriptions = [json.loads(p.read_text(encoding="utf-8"))["description"] for p in CASES]
-    assert len(CASES) >= 40
+    descriptions = [json.loads(p.read_text(encoding="utf-8"))["description"] for p in ALL]
+    assert len(ALL) >= 50
     assert sum(d.startswith("INVALID") for d in descriptions) >= 38

@@ -8,7 +8,7 @@ from datetime import timedelta
 import base45
 import pypdfium2
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from creditcert import verify
@@ -210,3 +210,33 @@ def test_revoked_report_is_rejected(issued, trust, tmp_path):
     assert reasons(verify.verify_pdf(path.read_bytes(), trust, at=AT)) == {
         "status.registry": "revoked"
     }
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000))
+def test_no_bytes_crash_the_image_pdf_or_bundle_decoders(issued, trust, data):
+    from creditcert.partners import PartnerError, verify_bundle
+
+    assert verify.verify_image(data, trust, at=AT).verdict is Verdict.REJECTED
+    assert verify.verify_pdf(b"%PDF-1.7\n" + data, trust, at=AT).verdict is Verdict.REJECTED
+    with pytest.raises(PartnerError):
+        verify_bundle(data, "00" * 32, now=AT)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=4))
+def test_mutated_genuine_pdfs_are_rejected_never_crash(issued, trust, flips):
+    _, path = issued["busy"]
+    data = bytearray(path.read_bytes())
+    # the signature's /Contents hex string is zero-padded; a flip in the padding may be ignored
+    start = data.index(b"/Contents <")
+    end = data.index(b">", start)
+    outside = [i for i in range(len(data)) if not start <= i <= end]
+    masks: dict[int, int] = {}
+    for position, mask in flips:
+        index = outside[position % len(outside)]
+        masks[index] = masks.get(index, 0) ^ mask
+    assume(any(masks.values()))  # two flips of one bit cancel out: nothing changed then
+    for index, mask in masks.items():
+        data[index] ^= mask
+    assert verify.verify_pdf(bytes(data), trust, at=AT).verdict is not Verdict.ACCEPTED

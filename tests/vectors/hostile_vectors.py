@@ -533,6 +533,117 @@ def main() -> None:
             "rejected",
             {"issuer.pades-signer": "unknown-key"},
         )
+        # a genuine PDF whose attached envelope is swapped for another subject's
+        with pikepdf.open(io.BytesIO(pdf)) as p:
+            other_envelope = sealing.envelope(other_doc, signer)
+            for spec in p.Root.AF:
+                if str(spec.get("/F", "")) == "report.cose":
+                    spec.EF.F.write(other_envelope)
+            buf = io.BytesIO()
+            p.save(buf)
+        case(
+            "pdf-envelope-swapped",
+            "INVALID: report.cose replaced by another subject's",
+            "pdf",
+            buf.getvalue(),
+            "rejected",
+            {"integrity.pades": "pades-invalid", "consistency.qr-envelope": "qr-envelope-mismatch"},
+        )
+        pasted = pades.sign_pdf(
+            renderer.render(
+                doc,
+                sealing.qr_payload(
+                    document("440900-2607-TESTTEST-0", stranger.kid), stranger, CATALOG
+                ).text,
+                envelope,
+            ),
+            signer,
+        )
+        case(
+            "pdf-foreign-city-qr",
+            "INVALID: our signed PDF carrying another city's QR",
+            "pdf",
+            pasted,
+            "rejected",
+            {"issuer.key-known": "unknown-key"},
+        )
+
+        # --- partner bundles (kind "bundle": `pin` and `sequence_after` say how to import) ----
+        def bundle_case(name, description, data, pin, reason, *, clock=CLOCK, after=0):
+            nonlocal n
+            n += 1
+            body = {
+                "format": 1,
+                "description": description,
+                "kind": "bundle",
+                "input": base64.b64encode(data).decode(),
+                "pin": pin,
+                "sequence_after": after,
+                "clock": utc(clock),
+                "expected": {
+                    "verdict": "accepted" if reason is None else "rejected",
+                    "reason": reason,
+                },
+            }
+            (OUT / f"{n:02d}-{name}.json").write_text(json.dumps(body, indent=1) + "\n")
+
+        from creditcert import catalog as catalog_mod
+        from creditcert.config import Issuer, RepairPolicy, Settings
+        from creditcert.partners import export_bundle
+        from creditcert.registry import SqliteRegistry
+        from creditcert.resources import default_catalog_path
+
+        settings = Settings(
+            tmp,
+            Issuer("210100", "沈阳市", "Shenyang"),
+            catalog_mod.load(default_catalog_path()),
+            tmp,
+            ISSUED.date(),
+            RepairPolicy.SHOW_MARKED,
+            0,
+        )
+        registry = SqliteRegistry(tmp / "registry.sqlite")
+        bundle = export_bundle(settings, ours, registry, now=ISSUED, sequence=7)
+        registry.close()
+        from creditcert.keys import fingerprint
+
+        pin = fingerprint(ours.root())
+        bundle_case("bundle-valid", "VALID: our bundle, pinned root", bundle, pin, None)
+        bundle_case(
+            "bundle-wrong-pin",
+            "INVALID: pinned fingerprint of another root",
+            bundle,
+            fingerprint(other.root()),
+            "pin-mismatch",
+        )
+        spoiled = bytearray(bundle)
+        spoiled[-3] ^= 1
+        bundle_case(
+            "bundle-bad-signature",
+            "INVALID: last bytes of the signature changed",
+            bytes(spoiled),
+            pin,
+            "bad-signature",
+        )
+        bundle_case(
+            "bundle-expired",
+            "INVALID: clock after the bundle's expiry",
+            bundle,
+            pin,
+            "not-valid-now",
+            clock=ISSUED + timedelta(days=31),
+        )
+        bundle_case(
+            "bundle-older-sequence",
+            "INVALID: sequence not newer than the one held",
+            bundle,
+            pin,
+            "stale-sequence",
+            after=7,
+        )
+        bundle_case(
+            "bundle-not-cose", "INVALID: not a COSE_Sign1", b"\x82\x01\x02", pin, "malformed"
+        )
     print(f"wrote {n} cases to {OUT}")
 
 
