@@ -408,6 +408,3 @@ class Store:
         return [
             r[0] for r in self._con.execute(sql, [limit if limit is not None else 2**62]).fetchall()
         ]
-
-    def counts(self) -> dict[str, int]:
-        return {k: v[2] for k, v in self._sources.items()}
