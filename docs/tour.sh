@@ -89,6 +89,7 @@ partner cities: out/demo/yichun (issues) and out/demo/maoming (recognises 33 dom
 Reports: out/demo/report-with-records.pdf (some records 已修复), out/demo/report-all-52.pdf,
          out/demo/report-clean.pdf (revoked by the tour), out/demo/report-tampered.pdf
 Try next:
+  source .venv/bin/activate            # puts creditcert on PATH
   export CREDITCERT_HOME=$HOME_DIR
   creditcert lookup $BUSY --all --json | less
   creditcert domains show market-regulation
