@@ -505,7 +505,7 @@ def verify_pdf(
     if not data.startswith(b"%PDF-"):
         cl.fail("format.pdf", "not-pdf", "the file does not start with %PDF-")
         return Verification(cl.verdict(), tuple(cl.checks))
-    pades_kid = _check_pades(data, trust, cl)
+    pades_kid = _check_pades(data, trust, at, cl)
     envelope = _embedded_envelope(data, cl)
     doc = signed = None
     if envelope is not None:
@@ -585,7 +585,7 @@ def _page_qr_texts(data: bytes, rasterise: Callable[[bytes], list] | None) -> li
         pdf.close()
 
 
-def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
+def _check_pades(data: bytes, trust: Trust, at: datetime, cl: _Checklist) -> bytes | None:
     from asn1crypto import x509 as asn1_x509
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
@@ -628,7 +628,7 @@ def _check_pades(data: bytes, trust: Trust, cl: _Checklist) -> bytes | None:
     root = asn1_x509.Certificate.load(issuer.root.public_bytes(serialization.Encoding.DER))
     try:
         status = validate_pdf_signature(
-            sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False)
+            sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False, moment=at)
         )
     except Exception as exc:
         cl.fail(
