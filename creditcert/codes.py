@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -145,6 +146,7 @@ def org_check_character(body8: str) -> str:
     return "X" if value == 10 else str(value)
 
 
+@lru_cache(maxsize=1 << 16)  # pure; an export repeats the same subjects many times
 def validate(raw: str) -> CodeCheck:
     """Check a code against every rule of GB 32100-2015, collecting all problems found."""
     code = normalize(raw)
