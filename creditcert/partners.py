@@ -67,10 +67,7 @@ def export_bundle(
 ) -> bytes:
     """Our bundle, signed with the root key (which must be at hand for this)."""
     der = serialization.Encoding.DER
-    revoked = [
-        revocation_id(n)
-        for (n,) in registry._con.execute("SELECT number FROM reports WHERE status = 'revoked'")
-    ]
+    revoked = [revocation_id(n) for n in registry.revoked_numbers()]
     body = {
         "format": BUNDLE_FORMAT,
         "issuer": settings.issuer.admin_code,

@@ -56,6 +56,7 @@ class Registry(Protocol):
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
     def get(self, number: str) -> Entry | None: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
+    def revoked_numbers(self) -> list[str]: ...
 
 
 class SqliteRegistry:
@@ -127,6 +128,14 @@ class SqliteRegistry:
         if not changed:
             raise IssueError(f"{number} was already revoked")
         return entry
+
+    def revoked_numbers(self) -> list[str]:
+        """Every revoked report number (our bundle publishes them for partners)."""
+        rows = self._con.execute("SELECT number FROM reports WHERE status = 'revoked'")
+        return sorted(n for (n,) in rows)
+
+    def count(self) -> int:
+        return self._con.execute("SELECT count(*) FROM reports").fetchone()[0]
 
     def get(self, number: str) -> Entry | None:
         row = self._con.execute(

@@ -227,4 +227,4 @@ def test_unregistered_code_issues_nothing(city_keys):
     with pytest.raises(SubjectError):
         issue_one(city, ks, "91110000600037341L")
     reg = SqliteRegistry(city.home / "registry.sqlite")
-    assert reg._con.execute("SELECT count(*) FROM reports").fetchone()[0] == 0
+    assert reg.count() == 0
