@@ -174,37 +174,32 @@ def hand_city(tmp_path: Path) -> City:
     return City(home, settings, names)
 
 
-@pytest.fixture(scope="session")
-def sample_city(tmp_path_factory) -> City:
-    """A generated city, shared by tests that only read it."""
-    home = new_home(tmp_path_factory.mktemp("sample"))
+def generated_home(tmp: Path, *, subjects: int, records: int, seed: int) -> Path:
+    """A new city home with sample data current as of 2026-06-30."""
+    home = new_home(tmp)
     settings = config.load(home)
     sample.generate(
         settings.data_dir,
         settings.catalog,
         settings.issuer,
-        subjects=3000,
-        records=15000,
-        seed=11,
+        subjects=subjects,
+        records=records,
+        seed=seed,
         as_of=date(2026, 6, 30),
     )
-    return City(home, settings, {})
+    return home
+
+
+@pytest.fixture(scope="session")
+def sample_city(tmp_path_factory) -> City:
+    """A generated city, shared by tests that only read it."""
+    home = generated_home(tmp_path_factory.mktemp("sample"), subjects=3000, records=15000, seed=11)
+    return City(home, config.load(home), {})
 
 
 @pytest.fixture(scope="session")
 def _fresh_template(tmp_path_factory) -> Path:
-    home = new_home(tmp_path_factory.mktemp("template"))
-    settings = config.load(home)
-    sample.generate(
-        settings.data_dir,
-        settings.catalog,
-        settings.issuer,
-        subjects=600,
-        records=3000,
-        seed=5,
-        as_of=date(2026, 6, 30),
-    )
-    return home
+    return generated_home(tmp_path_factory.mktemp("template"), subjects=600, records=3000, seed=5)
 
 
 @pytest.fixture
