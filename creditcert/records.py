@@ -281,7 +281,7 @@ def lookup(store: Store, settings: Settings, raw_code: str, request: Request) ->
                 domain=domain,
                 period=period,
                 clipped_by_window=window_start > covered.start,
-                data_cutoff=store.dataset_info(domain).data_cutoff,
+                data_cutoff=store.data_cutoff(domain),
                 records=counted,
                 left_out=left_out,
             )

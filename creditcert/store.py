@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -146,6 +147,21 @@ def _open_for_write(index: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+@contextmanager
+def _index_transaction(index: Path, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write transaction on the index: committed whole, or rolled back with a DataError."""
+    con = _open_for_write(index)
+    try:
+        con.execute("BEGIN").fetchall()
+        yield con
+        con.execute("COMMIT").fetchall()
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK").fetchall()
+        raise DataError(f"{index}: {what} failed ({exc}); run `creditcert data reindex`") from None
+    finally:
+        con.close()
+
+
 def _describe(con: duckdb.DuckDBPyConnection, path: Path, columns) -> None:
     try:
         found = [
@@ -184,17 +200,9 @@ def refresh_subjects(data_dir: Path, catalog: Catalog) -> None:
     if not index.exists():
         rebuild_index(data_dir, catalog)
         return
-    con = _open_for_write(index)
-    try:
+    with _index_transaction(index, "register update") as con:
         _describe(con, subjects_path(data_dir), SUBJECT_COLUMNS)
-        con.execute("BEGIN").fetchall()
         _load_subjects(con, subjects_path(data_dir))
-        con.execute("COMMIT").fetchall()
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK").fetchall()
-        raise DataError(f"{index}: register update failed ({exc})") from None
-    finally:
-        con.close()
 
 
 def _code_ranges(con: duckdb.DuckDBPyConnection, subjects: int) -> list[tuple[str, str]]:
@@ -231,12 +239,10 @@ def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
         path = dataset_path(data_dir, domain.dataset)
         if path.exists():
             sources.append((domain.dataset, path, read_cutoff(path)))
-    con = _open_for_write(index)
-    try:
+    with _index_transaction(index, "index rebuild") as con:
         _describe(con, subjects, SUBJECT_COLUMNS)
         for _, path, _ in sources:
             _describe(con, path, RECORD_COLUMNS)
-        con.execute("BEGIN").fetchall()
         con.execute("DELETE FROM sources").fetchall()
         count = _load_subjects(con, subjects)
         con.execute(
@@ -265,12 +271,6 @@ def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
                 "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
             ).fetchall()[0][0]
             _record_source(con, dataset, path, rows, cutoff)
-        con.execute("COMMIT").fetchall()
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK").fetchall()
-        raise DataError(f"{index}: index rebuild failed ({exc})") from None
-    finally:
-        con.close()
 
 
 def append_to_index(
@@ -287,33 +287,23 @@ def append_to_index(
     """
     index = data_dir / INDEX_NAME
     path = dataset_path(data_dir, dataset)
-    con = _open_for_write(index)
-    try:
+    with _index_transaction(index, "index update") as con:
         known = con.execute(
             "SELECT size, mtime_ns FROM sources WHERE dataset = ?", [dataset]
         ).fetchall()
-        if (tuple(known[0]) if known else None) != previous:
-            con.close()
-            rebuild_index(data_dir, catalog)
-            return
-        con.register("fresh_arrow", fresh)
-        con.execute("BEGIN").fetchall()
-        con.execute(
-            "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
-            [dataset],
-        ).fetchall()
-        rows = con.execute("SELECT count(*) FROM records WHERE dataset = ?", [dataset]).fetchall()[
-            0
-        ][0]
-        _record_source(con, dataset, path, rows, read_cutoff(path))
-        con.execute("COMMIT").fetchall()
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK").fetchall()
-        raise DataError(
-            f"{index}: index update failed ({exc}); run `creditcert data reindex`"
-        ) from None
-    finally:
-        con.close()
+        stale = (tuple(known[0]) if known else None) != previous
+        if not stale:
+            con.register("fresh_arrow", fresh)
+            con.execute(
+                "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
+                [dataset],
+            ).fetchall()
+            [(rows,)] = con.execute(
+                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
+            ).fetchall()
+            _record_source(con, dataset, path, rows, read_cutoff(path))
+    if stale:
+        rebuild_index(data_dir, catalog)
 
 
 def signature(path: Path) -> tuple[int, int] | None:
@@ -392,6 +382,10 @@ class Store:
         for dataset, *row in rows:
             out[by_dataset[dataset]].append(dict(zip(RECORD_NAMES, row, strict=True)))
         return out
+
+    def data_cutoff(self, domain: Domain) -> datetime:
+        """The cut-off of a domain's data as indexed (records() has just checked it is current)."""
+        return datetime.fromisoformat(self._sources[domain.dataset][3])
 
     def dataset_info(self, domain: Domain) -> DatasetInfo:
         _, _, rows, cutoff = self._check_fresh(domain.dataset)
