@@ -12,8 +12,9 @@ import sys
 import time
 from datetime import date
 
-from creditcert import config, records
-from creditcert.store import Store
+from creditcert import config
+from creditcert import lookup as records
+from creditcert.data.store import Store
 
 
 def main() -> None:

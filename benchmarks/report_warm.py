@@ -14,11 +14,15 @@ import sys
 import time
 from datetime import datetime
 
-from creditcert import config, issue, pades, records, sealing
-from creditcert.config import SHANGHAI
-from creditcert.keys import KeyStore
-from creditcert.pdf import Renderer
-from creditcert.store import Store
+from creditcert import config
+from creditcert import lookup as records
+from creditcert.data.store import Store
+from creditcert.envelope import sealing
+from creditcert.issue import issuer as issue
+from creditcert.issue import pades
+from creditcert.issue.render import Renderer
+from creditcert.model.clock import SHANGHAI
+from creditcert.trust.keys import KeyStore
 
 
 def main() -> None:

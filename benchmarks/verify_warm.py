@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pypdfium2
 
-from creditcert import config, verify
-from creditcert.config import SHANGHAI
+from creditcert import config
+from creditcert.model.clock import SHANGHAI
 from creditcert.registry import SqliteRegistry
+from creditcert.verify import verifier as verify
 
 HOSTILE = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "hostile"
 

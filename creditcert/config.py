@@ -15,17 +15,15 @@ from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from . import catalog as catalog_mod
-from .catalog import Catalog, only_keys
-from .errors import ConfigError
-from .resources import default_catalog_path
+from creditcert.errors import ConfigError
+from creditcert.resources import default_catalog_path
+from creditcert.rules import catalog as catalog_mod
+from creditcert.rules.catalog import Catalog, only_keys
 
 CONFIG_NAME = "creditcert.toml"
 HOME_ENV = "CREDITCERT_HOME"
 FORMAT = 1
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # report times are Beijing time
 _ADMIN_CODE = re.compile(r"^\d{6}$")
 
 

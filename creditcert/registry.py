@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from .errors import IssueError
+from creditcert.errors import IssueError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (

@@ -13,13 +13,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from creditcert import config, issue, pades, records, sample
-from creditcert.config import SHANGHAI
-from creditcert.keys import KeyStore
-from creditcert.pdf import Renderer
+from creditcert import config
+from creditcert import lookup as records
+from creditcert.data import sample
+from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
+from creditcert.data.store import Store, dataset_path, rebuild_index, subjects_path
+from creditcert.issue import issuer as issue
+from creditcert.issue import pades
+from creditcert.issue.render import Renderer
+from creditcert.model.clock import SHANGHAI
 from creditcert.registry import SqliteRegistry
-from creditcert.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
-from creditcert.store import Store, dataset_path, rebuild_index, subjects_path
+from creditcert.trust.keys import KeyStore
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -98,9 +102,7 @@ def hand_city(tmp_path: Path) -> City:
     settings = config.load(home)
     import numpy as np
 
-    from creditcert import codes as codes_mod
-
-    generated = codes_mod.generate_codes(3, np.random.default_rng(5), ["210102"])
+    generated = sample.generate_codes(3, np.random.default_rng(5), ["210102"])
     names = {"clean": generated[0], "busy": generated[1], "legacy": LEGACY, "other": generated[2]}
     write_subjects(
         settings.data_dir,

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from creditcert import catalog
 from creditcert.errors import CatalogError
 from creditcert.resources import default_catalog_path
+from creditcert.rules import catalog
 
 RAW = tomllib.loads(default_catalog_path().read_text(encoding="utf-8"))
 

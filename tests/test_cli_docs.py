@@ -5,7 +5,7 @@ from pathlib import Path
 import typer.core
 import typer.main
 
-from creditcert.cli import app
+from creditcert.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 

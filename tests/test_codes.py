@@ -6,11 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from creditcert import codes
-from creditcert.cli import app
+from creditcert.cli.app import app
+from creditcert.data import sample
+from creditcert.rules import codes
 
 SHENYANG = ["210102", "210103", "210104", "210105", "210106", "210112"]
-GENERATED = codes.generate_codes(500, np.random.default_rng(1), SHENYANG)
+GENERATED = sample.generate_codes(500, np.random.default_rng(1), SHENYANG)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +58,7 @@ def test_shape_errors_are_never_acceptable():
 
 
 def test_generator_mixes_entity_types_like_a_city():
-    types = [c[:2] for c in codes.generate_codes(5000, np.random.default_rng(2), SHENYANG)]
+    types = [c[:2] for c in sample.generate_codes(5000, np.random.default_rng(2), SHENYANG)]
     share = {t: types.count(t) / len(types) for t in set(types)}
     assert share["91"] > 0.45 and share["92"] > 0.33
     assert {"93", "51", "52"} <= set(share)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from creditcert import verify
-from creditcert.verify import Status
+from creditcert.verify import verifier as verify
+from creditcert.verify.verifier import Status
 
 HERE = Path(__file__).parent / "vectors" / "hostile"
 ALL = sorted(p for p in HERE.glob("*.json") if not p.name.endswith(".trust.json"))
@@ -51,7 +51,7 @@ def test_case(path):
 
 @pytest.mark.parametrize("path", BUNDLES, ids=[p.stem for p in BUNDLES])
 def test_bundle_case(path):
-    from creditcert.partners import PartnerError, verify_bundle
+    from creditcert.trust.partners import PartnerError, verify_bundle
 
     case = json.loads(path.read_text(encoding="utf-8"))
     at = datetime.fromisoformat(case["clock"].replace("Z", "+00:00"))

@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from creditcert import records, sample, store
-from creditcert.cli import app
-from creditcert.config import SHANGHAI
+from creditcert import lookup as records
+from creditcert.cli.app import app
+from creditcert.data import sample, store
+from creditcert.data.ingest import ingest_file
+from creditcert.data.store import Store, dataset_path
 from creditcert.errors import DataError, IngestError
-from creditcert.ingest import ingest_file
-from creditcert.store import Store, dataset_path
+from creditcert.model.clock import SHANGHAI
 
 NOW = datetime(2026, 7, 1, 9, 30, tzinfo=SHANGHAI)
 

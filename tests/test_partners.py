@@ -5,14 +5,19 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from creditcert import config, issue, pades, records, sample, verify
-from creditcert.config import SHANGHAI
-from creditcert.keys import KeyStore, fingerprint
-from creditcert.partners import PartnerError, PartnerStore, export_bundle
-from creditcert.pdf import Renderer
+from creditcert import config
+from creditcert import lookup as records
+from creditcert.data import sample
+from creditcert.data.store import Store
+from creditcert.issue import issuer as issue
+from creditcert.issue import pades
+from creditcert.issue.render import Renderer
+from creditcert.model.clock import SHANGHAI
 from creditcert.registry import SqliteRegistry
-from creditcert.store import Store
-from creditcert.verify import Status, Verdict
+from creditcert.trust.keys import KeyStore, fingerprint
+from creditcert.trust.partners import PartnerError, PartnerStore, export_bundle
+from creditcert.verify import verifier as verify
+from creditcert.verify.verifier import Status, Verdict
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=SHANGHAI)
 AT = NOW + timedelta(hours=2)
@@ -181,7 +186,7 @@ def test_partner_pdf_and_revocation_travel_in_the_bundle(cities):
 def test_agreement_end_and_cli(cities):
     from typer.testing import CliRunner
 
-    from creditcert.cli import app
+    from creditcert.cli.app import app
 
     yichun, maoming = cities
     store = PartnerStore(maoming[0], maoming[1].catalog)

@@ -8,10 +8,11 @@ import pypdfium2
 import pytest
 import zxingcpp
 
-from creditcert import issue, records
-from creditcert.config import SHANGHAI
-from creditcert.pdf import Renderer
-from creditcert.store import Store
+from creditcert import lookup as records
+from creditcert.data.store import Store
+from creditcert.issue import issuer as issue
+from creditcert.issue.render import Renderer
+from creditcert.model.clock import SHANGHAI
 
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
 
@@ -107,8 +108,8 @@ def test_document_snapshot(hand_city, snapshot):
 
 
 def test_missing_cjk_font_is_a_clear_error(monkeypatch):
-    import creditcert.pdf as pdf_mod
-    from creditcert.pdf import RenderError
+    from creditcert.issue import render as pdf_mod
+    from creditcert.issue.render import RenderError
 
     monkeypatch.setattr(pdf_mod, "_font_families", lambda: frozenset({"DejaVu Sans"}))
     with pytest.raises(RenderError, match="fonts-noto-cjk"):
@@ -118,7 +119,7 @@ def test_missing_cjk_font_is_a_clear_error(monkeypatch):
 def test_cli_report_writes_pdf_and_json_or_nothing(fresh_city, tmp_path):
     from typer.testing import CliRunner
 
-    from creditcert.cli import app
+    from creditcert.cli.app import app
 
     runner = CliRunner()
     home = str(fresh_city.home)

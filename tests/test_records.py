@@ -2,11 +2,11 @@ from datetime import date
 
 import pytest
 
-from creditcert import records
+from creditcert import lookup as records
 from creditcert.config import RepairPolicy
+from creditcert.data.store import Store, dataset_path
 from creditcert.errors import DataError, RequestError, SubjectError
-from creditcert.store import Store, dataset_path
-from creditcert.vocab import LeftOut
+from creditcert.rules.vocab import LeftOut
 
 from .conftest import AS_OF, LEGACY
 

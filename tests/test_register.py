@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from creditcert import codes, records
-from creditcert.cli import app
-from creditcert.config import SHANGHAI
+from creditcert import lookup as records
+from creditcert.cli.app import app
+from creditcert.data import sample
+from creditcert.data.store import Store
+from creditcert.data.subjects import import_register
 from creditcert.errors import SubjectError
-from creditcert.register import import_register
-from creditcert.store import Store
+from creditcert.model.clock import SHANGHAI
 
 from .conftest import LEGACY
 
 NOW = datetime(2026, 7, 1, 9, 0, tzinfo=SHANGHAI)
-NEW = codes.generate_codes(3, np.random.default_rng(99), ["210105"])
+NEW = sample.generate_codes(3, np.random.default_rng(99), ["210105"])
 
 
 def write_export(path, rows, encoding="utf-8"):

@@ -16,12 +16,16 @@ from hypothesis import strategies as st
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
-from creditcert import document, issue, numbers, records, sealing
-from creditcert.config import SHANGHAI
+from creditcert import lookup as records
+from creditcert.data.store import Store
+from creditcert.envelope import sealing
 from creditcert.errors import IssueError, KeyFileError, SubjectError
-from creditcert.keys import KeyStore, kid_of
+from creditcert.issue import issuer as issue
+from creditcert.model import document
+from creditcert.model import report_number as numbers
+from creditcert.model.clock import SHANGHAI
 from creditcert.registry import Entry, NumberTaken, SqliteRegistry
-from creditcert.store import Store
+from creditcert.trust.keys import KeyStore, kid_of
 
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
 

@@ -13,7 +13,7 @@ from cryptography import x509
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
-from creditcert import document
+from creditcert.model import document
 
 VECTORS = sorted((Path(__file__).parent / "vectors" / "report").glob("*.json"))
 

@@ -4,9 +4,10 @@ from datetime import date
 import duckdb
 from typer.testing import CliRunner
 
-from creditcert import codes, sample
-from creditcert.cli import app
-from creditcert.store import Store, dataset_path, subjects_path
+from creditcert.cli.app import app
+from creditcert.data import sample
+from creditcert.data.store import Store, dataset_path, subjects_path
+from creditcert.rules import codes
 
 
 def scan(sql, *params):

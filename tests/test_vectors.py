@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from creditcert import catalog, codes
+from creditcert.rules import catalog, codes
 
 VECTORS = Path(__file__).parent / "vectors"
 

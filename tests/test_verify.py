@@ -11,10 +11,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from creditcert import verify
-from creditcert.keys import KeyStore
 from creditcert.registry import SqliteRegistry
-from creditcert.verify import Status, Verdict
+from creditcert.trust.keys import KeyStore
+from creditcert.verify import verifier as verify
+from creditcert.verify.verifier import Status, Verdict
 
 from .conftest import NOW_REPORTS
 
@@ -173,7 +173,7 @@ def test_cli_verify_exit_codes(issued, tmp_path):
 
     from typer.testing import CliRunner
 
-    from creditcert.cli import app
+    from creditcert.cli.app import app
 
     report, path = issued["busy"]
     runner = CliRunner()
@@ -215,7 +215,7 @@ def test_revoked_report_is_rejected(issued, trust, tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=2000))
 def test_no_bytes_crash_the_image_pdf_or_bundle_decoders(issued, trust, data):
-    from creditcert.partners import PartnerError, verify_bundle
+    from creditcert.trust.partners import PartnerError, verify_bundle
 
     assert verify.verify_image(data, trust, at=AT).verdict is Verdict.REJECTED
     assert verify.verify_pdf(b"%PDF-1.7\n" + data, trust, at=AT).verdict is Verdict.REJECTED

@@ -27,9 +27,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from creditcert import numbers, pades, sealing
-from creditcert.keys import KeyStore, Signer, kid_of
-from creditcert.pdf import Renderer, qr_png
+from creditcert.envelope import sealing
+from creditcert.issue import pades
+from creditcert.issue.render import Renderer, qr_png
+from creditcert.model import report_number as numbers
+from creditcert.trust.keys import KeyStore, Signer, kid_of
 
 from .report_vectors import CATALOG, ISSUED, document
 
@@ -587,11 +589,11 @@ def main() -> None:
             }
             (OUT / f"{n:02d}-{name}.json").write_text(json.dumps(body, indent=1) + "\n")
 
-        from creditcert import catalog as catalog_mod
         from creditcert.config import Issuer, RepairPolicy, Settings
-        from creditcert.partners import export_bundle
         from creditcert.registry import SqliteRegistry
         from creditcert.resources import default_catalog_path
+        from creditcert.rules import catalog as catalog_mod
+        from creditcert.trust.partners import export_bundle
 
         settings = Settings(
             tmp,
@@ -605,7 +607,7 @@ def main() -> None:
         registry = SqliteRegistry(tmp / "registry.sqlite")
         bundle = export_bundle(settings, ours, registry, now=ISSUED, sequence=7)
         registry.close()
-        from creditcert.keys import fingerprint
+        from creditcert.trust.keys import fingerprint
 
         pin = fingerprint(ours.root())
         bundle_case("bundle-valid", "VALID: our bundle, pinned root", bundle, pin, None)

@@ -23,11 +23,11 @@ import base45
 import cbor2
 from cryptography.hazmat.primitives import serialization
 
-from creditcert import sealing
-from creditcert.config import SHANGHAI
-from creditcert.document import DomainSection, Period, RecordEntry, ReportDocument
-from creditcert.keys import KeyStore
-from creditcert.pdf import qr_png
+from creditcert.envelope import sealing
+from creditcert.issue.render import qr_png
+from creditcert.model.clock import SHANGHAI
+from creditcert.model.document import DomainSection, Period, RecordEntry, ReportDocument
+from creditcert.trust.keys import KeyStore
 
 OUT = Path(__file__).resolve().parent / "report"
 ISSUED = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)

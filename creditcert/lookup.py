@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from . import codes
-from .catalog import Catalog, CountingRules, Domain
-from .config import RepairPolicy, Settings
-from .errors import RequestError, SubjectError
-from .store import Store, Subject
-from .vocab import Kind, LeftOut, PenaltyType
+from creditcert.config import RepairPolicy, Settings
+from creditcert.data.store import Store, Subject
+from creditcert.errors import RequestError, SubjectError
+from creditcert.rules import codes
+from creditcert.rules.catalog import Catalog, CountingRules, Domain
+from creditcert.rules.vocab import Kind, LeftOut, PenaltyType
 
 LOOKUP_FORMAT = "creditcert.lookup/1"
 MAX_YEARS = 5

@@ -22,13 +22,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cwt import COSE, COSEKey
 
-from . import catalog as catalog_mod
-from .catalog import Catalog
-from .config import Settings
-from .errors import CreditcertError
-from .keys import KeyStore, fingerprint, kid_of
-from .registry import SqliteRegistry
-from .sealing import sign1
+from creditcert.config import Settings
+from creditcert.envelope.sealing import sign1
+from creditcert.errors import CreditcertError
+from creditcert.registry import SqliteRegistry
+from creditcert.rules import catalog as catalog_mod
+from creditcert.rules.catalog import Catalog
+from creditcert.trust.keys import KeyStore, fingerprint, kid_of
 
 BUNDLE_FORMAT = "creditcert.bundle/1"
 MAX_BUNDLE = 1 << 20

@@ -30,9 +30,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .catalog import Catalog, Domain
-from .errors import DataError
-from .schema import (
+from creditcert.data.schema import (
     CUTOFF_KEY,
     RECORD_COLUMNS,
     RECORD_NAMES,
@@ -41,6 +39,8 @@ from .schema import (
     missing_columns,
     select_list,
 )
+from creditcert.errors import DataError
+from creditcert.rules.catalog import Catalog, Domain
 
 INDEX_NAME = "index.duckdb"
 SUBJECTS_KEY = "@subjects"  # the register's row in the index's sources table

@@ -17,8 +17,6 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-import numpy as np
-
 ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _VALUE = {c: i for i, c in enumerate(ALPHABET)}
 CHECK_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -212,53 +210,3 @@ def validate(raw: str) -> CodeCheck:
             )
         )
     return CodeCheck(raw, code, tuple(problems))
-
-
-# Entity-type mix of a real city's register: mostly enterprises and individual businesses.
-DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
-    "91": 0.52,
-    "92": 0.40,
-    "93": 0.04,
-    "51": 0.015,
-    "52": 0.015,
-    "12": 0.01,
-}
-
-_ORG_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # body chars, kept within the code alphabet
-
-
-def generate_codes(
-    n: int,
-    rng: np.random.Generator,
-    divisions: list[str],
-    type_weights: dict[str, float] | None = None,
-) -> list[str]:
-    """n distinct valid codes, vectorised (1 M codes in about a second)."""
-    weights = type_weights or DEFAULT_TYPE_WEIGHTS
-    types = list(weights)
-    p = np.array([weights[t] for t in types], dtype=float)
-    p /= p.sum()
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < n:
-        need = n - len(out)
-        type_ix = rng.choice(len(types), size=need, p=p)
-        div_ix = rng.integers(0, len(divisions), size=need)
-        # organisation body: enterprises get all digits more often, as in real codes
-        body = rng.integers(0, len(_ORG_ALPHABET), size=(need, 8))
-        digits_only = rng.random(need) < 0.7
-        body[digits_only] %= 10
-        org_values = np.array([int(c, 36) for c in _ORG_ALPHABET])[body]
-        org_sum = (org_values * np.array(ORG_WEIGHTS)).sum(axis=1)
-        org_check = (11 - org_sum % 11) % 11
-        prefix = np.array([t + d for t in types for d in divisions]).reshape(len(types), -1)
-        heads = prefix[type_ix, div_ix]
-        alpha = np.array(list(_ORG_ALPHABET))
-        bodies = ["".join(row) for row in alpha[body]]
-        for head, b, oc in zip(heads, bodies, org_check, strict=True):
-            first17 = f"{head}{b}{'X' if oc == 10 else oc}"
-            code = first17 + check_character(first17)
-            if code not in seen:
-                seen.add(code)
-                out.append(code)
-    return out

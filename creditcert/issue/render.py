@@ -18,10 +18,10 @@ from functools import cache
 import jinja2
 import qrcode
 
-from .document import ReportDocument
-from .errors import CreditcertError
-from .resources import templates_dir
-from .vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
+from creditcert.errors import CreditcertError
+from creditcert.model.document import ReportDocument
+from creditcert.resources import templates_dir
+from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
 
 CJK_FAMILIES = ("Noto Serif CJK SC", "Noto Sans CJK SC")
 LANGS = ("zh", "en", "zh-en")
@@ -121,7 +121,7 @@ class Renderer:
 
 
 def _entity_type(code: str, zh: bool) -> str:
-    from .codes import ENTITY_TYPES
+    from creditcert.rules.codes import ENTITY_TYPES
 
     name = ENTITY_TYPES.get(code[:1], {}).get(code[1:2], "")
     return f"{name} ({code})" if zh and name else code

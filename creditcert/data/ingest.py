@@ -26,13 +26,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import codes
-from .catalog import Catalog, Domain
-from .config import SHANGHAI
-from .errors import DataError, IngestError
-from .resources import ingest_columns_path
-from .schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
-from .store import (
+from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
+from creditcert.data.store import (
     INDEX_NAME,
     append_to_index,
     bounded,
@@ -42,7 +37,12 @@ from .store import (
     subjects_path,
     write_parquet,
 )
-from .vocab import KIND_BY_ZH, PENALTY_BY_ZH, TIER_BY_ZH, Kind, PenaltyType, Tier
+from creditcert.errors import DataError, IngestError
+from creditcert.model.clock import SHANGHAI
+from creditcert.resources import ingest_columns_path
+from creditcert.rules import codes
+from creditcert.rules.catalog import Catalog, Domain
+from creditcert.rules.vocab import KIND_BY_ZH, PENALTY_BY_ZH, TIER_BY_ZH, Kind, PenaltyType, Tier
 
 MAX_INPUT_BYTES = 2 << 30  # 2 GiB: a department export larger than this is refused
 MAX_CELL_CHARS = 4000

@@ -17,9 +17,10 @@ import typer.core
 from rich.console import Console
 from rich.table import Table
 
-from . import codes as codes_mod
-from . import config as config_mod
-from .errors import CreditcertError
+from creditcert import config as config_mod
+from creditcert.errors import CreditcertError
+from creditcert.model.clock import SHANGHAI
+from creditcert.rules import codes as codes_mod
 
 
 class _CleanErrors(typer.core.TyperGroup):
@@ -109,7 +110,7 @@ def _print_json(value: object) -> None:
 
 
 def _today() -> date:
-    return datetime.now(config_mod.SHANGHAI).date()
+    return datetime.now(SHANGHAI).date()
 
 
 _global_home: Path | None = None
@@ -221,7 +222,7 @@ def domains_show(code: str, home: HomeOpt = None) -> None:
 @domains_app.command("validate")
 def domains_validate(path: Path) -> None:
     """Check a catalog file; prints its id, version and digest, or the first problem found."""
-    from . import catalog as catalog_mod
+    from creditcert.rules import catalog as catalog_mod
 
     c = catalog_mod.load(path)
     out.print(
@@ -235,7 +236,7 @@ def purposes_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Purpose presets: domains, default look-back and validity."""
     catalog = _settings(home).catalog
     if as_json:
-        from .catalog import purpose_json
+        from creditcert.rules.catalog import purpose_json
 
         _print_json([purpose_json(p) for p in catalog.purposes])
         return
@@ -261,9 +262,9 @@ def lookup(
     as_json: JsonOpt = False,
 ) -> None:
     """What the subject's public credit record holds, domain by domain, for a period."""
-    from . import records
-    from .render_text import print_findings
-    from .store import Store
+    from creditcert import lookup as records
+    from creditcert.cli.render import print_findings
+    from creditcert.data.store import Store
 
     settings = _settings(home)
     request = _request(settings, purpose, domains, all_domains, years, start, end, as_of)
@@ -276,7 +277,7 @@ def lookup(
 
 
 def _key_store(settings: config_mod.Settings):
-    from .keys import KeyStore
+    from creditcert.trust.keys import KeyStore
 
     return KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
 
@@ -284,7 +285,7 @@ def _key_store(settings: config_mod.Settings):
 @keys_app.command("init")
 def keys_init(home: HomeOpt = None) -> None:
     """Create the city root (self-signed, P-256) and a first signing key it certifies."""
-    info = _key_store(_settings(home)).init(datetime.now(config_mod.SHANGHAI))
+    info = _key_store(_settings(home)).init(datetime.now(SHANGHAI))
     out.print(f"created root and signing key {info.kid} (valid to {info.not_after:%Y-%m-%d})")
     out.print("private keys are 0600 files under keys/; keep root.key offline in production")
 
@@ -292,7 +293,7 @@ def keys_init(home: HomeOpt = None) -> None:
 @keys_app.command("rotate")
 def keys_rotate(home: HomeOpt = None) -> None:
     """Certify a new signing key; new reports use it, old reports stay verifiable."""
-    info = _key_store(_settings(home)).rotate(datetime.now(config_mod.SHANGHAI))
+    info = _key_store(_settings(home)).rotate(datetime.now(SHANGHAI))
     out.print(f"new signing key {info.kid} (valid to {info.not_after:%Y-%m-%d}) is current")
 
 
@@ -347,13 +348,14 @@ def report(
     home: HomeOpt = None,
 ) -> None:
     """Issue a signed special credit report: PDF/A-3 with PAdES signature and a QR on every page."""
-    from . import issue, pades
-    from .pdf import Renderer
-    from .registry import SqliteRegistry
-    from .store import Store
+    from creditcert.data.store import Store
+    from creditcert.issue import issuer as issue
+    from creditcert.issue import pades
+    from creditcert.issue.render import Renderer
+    from creditcert.registry import SqliteRegistry
 
     settings = _settings(home)
-    now = datetime.now(config_mod.SHANGHAI)
+    now = datetime.now(SHANGHAI)
     signer = _key_store(settings).signer(now)  # a missing key fails before any work
     renderer = Renderer()  # so does a missing CJK font
     request = _request(settings, purpose, domains, all_domains, years, start, end, as_of)
@@ -392,19 +394,19 @@ def partner_export(
     home: HomeOpt = None,
 ) -> None:
     """Write our signed bundle for partners: root and signing certificates, catalog, revocations."""
-    from .partners import export_bundle
-    from .registry import SqliteRegistry
+    from creditcert.registry import SqliteRegistry
+    from creditcert.trust.partners import export_bundle
 
     settings = _settings(home)
     keys = _key_store(settings)
-    now = datetime.now(config_mod.SHANGHAI)
+    now = datetime.now(SHANGHAI)
     registry = SqliteRegistry(settings.home / "registry.sqlite")
     try:
         data = export_bundle(settings, keys, registry, now=now, sequence=int(now.timestamp()))
     finally:
         registry.close()
     _write_atomically(out_file, data)
-    from .keys import fingerprint
+    from creditcert.trust.keys import fingerprint
 
     out.print(f"wrote {out_file} ({len(data):,} bytes)")
     out.print(f"partners pin our root: {fingerprint(keys.root())}")
@@ -419,11 +421,11 @@ def partner_import(
     home: HomeOpt = None,
 ) -> None:
     """Import or update a partner's bundle, checked against its pinned root."""
-    from .partners import PartnerStore
+    from creditcert.trust.partners import PartnerStore
 
     settings = _settings(home)
     bundle = PartnerStore(settings.home, settings.catalog).import_bundle(
-        file.read_bytes(), pin=fingerprint, now=datetime.now(config_mod.SHANGHAI)
+        file.read_bytes(), pin=fingerprint, now=datetime.now(SHANGHAI)
     )
     out.print(
         f"imported {bundle.name} ({bundle.issuer_code}) sequence {bundle.sequence}: "
@@ -436,11 +438,11 @@ def partner_import(
 @partner_app.command("list")
 def partner_list(home: HomeOpt = None) -> None:
     """Partners whose bundles we hold, and our agreements with them."""
-    from .partners import PartnerError, PartnerStore
+    from creditcert.trust.partners import PartnerError, PartnerStore
 
     settings = _settings(home)
     store = PartnerStore(settings.home, settings.catalog)
-    now = datetime.now(config_mod.SHANGHAI)
+    now = datetime.now(SHANGHAI)
     for code in store.codes():
         try:
             b = store.bundle(code, now=now)
@@ -466,11 +468,11 @@ def agreement_add(
     home: HomeOpt = None,
 ) -> None:
     """Record an agreement; both catalogs are checked for every code it maps."""
-    from .partners import PartnerStore
+    from creditcert.trust.partners import PartnerStore
 
     settings = _settings(home)
     agreement = PartnerStore(settings.home, settings.catalog).add_agreement(
-        file.read_text(encoding="utf-8"), source=str(file), now=datetime.now(config_mod.SHANGHAI)
+        file.read_text(encoding="utf-8"), source=str(file), now=datetime.now(SHANGHAI)
     )
     out.print(
         f"agreement with {agreement.partner}: {agreement.start} to {agreement.end}, "
@@ -518,25 +520,25 @@ def agreement_end(
     home: HomeOpt = None,
 ) -> None:
     """End an agreement: reports issued after that day are no longer recognised."""
-    from .partners import PartnerStore
+    from creditcert.trust.partners import PartnerStore
 
     settings = _settings(home)
     day = _date(on, "--on") if on else _today()
     ended = PartnerStore(settings.home, settings.catalog).end_agreement(
-        partner, on=day, now=datetime.now(config_mod.SHANGHAI)
+        partner, on=day, now=datetime.now(SHANGHAI)
     )
     out.print(f"agreement with {ended.partner} now ends {ended.end}")
 
 
 def _agreements(home):
-    from .partners import PartnerError, PartnerStore
+    from creditcert.trust.partners import PartnerError, PartnerStore
 
     settings = _settings(home)
     store = PartnerStore(settings.home, settings.catalog)
     found = []
     for code in store.codes():
         try:
-            bundle = store.bundle(code, now=datetime.now(config_mod.SHANGHAI), check_time=False)
+            bundle = store.bundle(code, now=datetime.now(SHANGHAI), check_time=False)
             agreement = store.agreement(code, bundle.catalog) if bundle else None
         except PartnerError:
             continue
@@ -552,8 +554,8 @@ def revoke(
     home: HomeOpt = None,
 ) -> None:
     """Revoke an issued report: verification rejects it from now on (the record stays)."""
-    from . import numbers
-    from .registry import SqliteRegistry
+    from creditcert.model import report_number as numbers
+    from creditcert.registry import SqliteRegistry
 
     canonical = numbers.parse(number)
     if canonical is None:
@@ -561,7 +563,7 @@ def revoke(
     settings = _settings(home)
     registry = SqliteRegistry(settings.home / "registry.sqlite")
     try:
-        entry = registry.revoke(canonical, reason=reason, at=datetime.now(config_mod.SHANGHAI))
+        entry = registry.revoke(canonical, reason=reason, at=datetime.now(SHANGHAI))
     finally:
         registry.close()
     out.print(f"revoked {entry.number} ({entry.subject_code}): {reason}")
@@ -583,20 +585,20 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a report. Exit 0 accepted (fully or for some domains), 1 rejected, 2 usage, 3 cannot decide."""
-    from . import verify as verify_mod
-    from .registry import SqliteRegistry
+    from creditcert.registry import SqliteRegistry
+    from creditcert.verify import verifier as verify_mod
 
     given = [x for x in (file, qr, number) if x is not None]
     if len(given) != 1:
         _fail("give exactly one of FILE, --qr TEXT or --number N")
-    when = datetime.now(config_mod.SHANGHAI)
+    when = datetime.now(SHANGHAI)
     if at:
         try:
             when = datetime.fromisoformat(at)
         except ValueError:
             _fail(f"--at: {at!r} is not an ISO 8601 time like 2026-07-01T12:00+08:00")
         if when.tzinfo is None:
-            when = when.replace(tzinfo=config_mod.SHANGHAI)
+            when = when.replace(tzinfo=SHANGHAI)
     settings = _settings(home)
     registry = SqliteRegistry(settings.home / "registry.sqlite")
     try:
@@ -652,7 +654,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def _request(settings, purpose, domains, all_domains, years, start, end, as_of):
-    from . import records
+    from creditcert import lookup as records
 
     return records.resolve_request(
         settings.catalog,
@@ -689,16 +691,12 @@ def sample_generate(
     """Write a realistic, deterministic city: register and all domain datasets."""
     import time
 
-    from . import sample
+    from creditcert.data import sample
 
     if subjects < 1 or records < 0:
         _fail("--subjects must be at least 1 and --records not negative")
     settings = _settings(home)
-    day = (
-        _date(as_of, "--as-of")
-        if as_of
-        else sample.default_as_of(datetime.now(config_mod.SHANGHAI))
-    )
+    day = _date(as_of, "--as-of") if as_of else sample.default_as_of(datetime.now(SHANGHAI))
     started = time.perf_counter()
     summary = sample.generate(
         (out_dir or settings.data_dir).resolve(),
@@ -728,7 +726,7 @@ def sample_subjects(
     home: HomeOpt = None,
 ) -> None:
     """Print registered credit codes, one per line."""
-    from .store import Store
+    from creditcert.data.store import Store
 
     if clean and with_records:
         _fail("choose --clean or --with-records, not both")
@@ -750,7 +748,7 @@ def sample_export(
     home: HomeOpt = None,
 ) -> None:
     """Write a department's penalty export (双公示 columns) of new records, to try ingest on."""
-    from . import sample
+    from creditcert.data import sample
 
     settings = _settings(home)
     n = sample.export_department_file(
@@ -786,8 +784,8 @@ def ingest(
 
     Exit 0 when every row was accepted or already present, 1 when some were quarantined.
     """
-    from .ingest import ColumnMap, ingest_file
-    from .vocab import Kind
+    from creditcert.data.ingest import ColumnMap, ingest_file
+    from creditcert.rules.vocab import Kind
 
     settings = _settings(home)
     try:
@@ -800,7 +798,7 @@ def ingest(
         catalog=settings.catalog,
         data_dir=settings.data_dir,
         quarantine_dir=settings.home / "quarantine",
-        now=datetime.now(config_mod.SHANGHAI),
+        now=datetime.now(SHANGHAI),
         encoding=encoding,
         default_kind=default_kind,
         columns=ColumnMap.load(columns) if columns else None,
@@ -831,7 +829,7 @@ def register_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Add new subjects and update known ones from a register export; quarantine bad rows."""
-    from .register import import_register
+    from creditcert.data.subjects import import_register
 
     settings = _settings(home)
     result = import_register(
@@ -839,7 +837,7 @@ def register_import(
         data_dir=settings.data_dir,
         catalog=settings.catalog,
         quarantine_dir=settings.home / "quarantine",
-        now=datetime.now(config_mod.SHANGHAI),
+        now=datetime.now(SHANGHAI),
         encoding=encoding,
     )
     if as_json:
@@ -860,7 +858,7 @@ def register_import(
 @data_app.command("reindex")
 def data_reindex(home: HomeOpt = None) -> None:
     """Rebuild the lookup index from the Parquet datasets."""
-    from .store import rebuild_index
+    from creditcert.data.store import rebuild_index
 
     settings = _settings(home)
     rebuild_index(settings.data_dir, settings.catalog)
@@ -870,7 +868,7 @@ def data_reindex(home: HomeOpt = None) -> None:
 @data_app.command("status")
 def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Rows and data cut-off of every domain's dataset."""
-    from .store import Store
+    from creditcert.data.store import Store
 
     settings = _settings(home)
     rows = []

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError
-from .vocab import Kind, PenaltyType, Tier
+from creditcert.errors import CatalogError
+from creditcert.rules.vocab import Kind, PenaltyType, Tier
 
 FORMAT = 1
 _CODE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .records import Findings
-from .vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES
+from creditcert.lookup import Findings
+from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES
 
 
 def print_findings(console: Console, f: Findings) -> None:

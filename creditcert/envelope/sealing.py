@@ -16,8 +16,8 @@ import base45
 import cbor2
 from cwt import COSE, COSEKey
 
-from .document import ReportDocument
-from .keys import Signer
+from creditcert.model.document import ReportDocument
+from creditcert.trust.keys import Signer
 
 QR_PREFIX = "CC1:"
 SUMMARY_CLAIM = -65537  # private CWT claim (RFC 8392 §9.1: below -65536) holding the summary

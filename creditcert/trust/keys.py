@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .errors import KeyFileError
+from creditcert.errors import KeyFileError
 
 ROOT_YEARS = 10
 SIGNER_DAYS = 400  # a signer certifies reports for a year; its certificate outlives that a little

@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import numbers, records, sealing
-from .config import SHANGHAI, Settings
-from .document import DomainSection, Period, RecordEntry, ReportDocument
-from .errors import IssueError
-from .keys import Signer
-from .records import Findings
-from .registry import Entry, NumberTaken, Registry
-from .store import Store
+from creditcert import lookup as records
+from creditcert.config import Settings
+from creditcert.data.store import Store
+from creditcert.envelope import sealing
+from creditcert.errors import IssueError
+from creditcert.lookup import Findings
+from creditcert.model import report_number as numbers
+from creditcert.model.clock import SHANGHAI
+from creditcert.model.document import DomainSection, Period, RecordEntry, ReportDocument
+from creditcert.registry import Entry, NumberTaken, Registry
+from creditcert.trust.keys import Signer
 
 DEFAULT_VALIDITY_DAYS = 30  # a report for a custom list of domains
 _DRAWS = 5

@@ -16,13 +16,20 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from . import codes
-from .catalog import Catalog
-from .config import SHANGHAI
-from .errors import DataError
-from .ingest import ColumnMap, RowError, exclusive, parse_date, read_rows, write_quarantine
-from .schema import SUBJECT_COLUMNS, select_list
-from .store import bounded, refresh_subjects, subjects_path, write_parquet
+from creditcert.data.ingest import (
+    ColumnMap,
+    RowError,
+    exclusive,
+    parse_date,
+    read_rows,
+    write_quarantine,
+)
+from creditcert.data.schema import SUBJECT_COLUMNS, select_list
+from creditcert.data.store import bounded, refresh_subjects, subjects_path, write_parquet
+from creditcert.errors import DataError
+from creditcert.model.clock import SHANGHAI
+from creditcert.rules import codes
+from creditcert.rules.catalog import Catalog
 
 STATUS_BY_TEXT = {
     "存续": "active",

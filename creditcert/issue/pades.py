@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from .keys import Signer
+from creditcert.trust.keys import Signer
 
 
 def sign_pdf(pdf: bytes, signer: Signer) -> bytes:

@@ -23,13 +23,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cwt import COSE, COSEKey
 
-from . import document as document_mod
-from . import numbers
-from .config import SHANGHAI
-from .errors import CreditcertError
-from .keys import kid_of
-from .registry import Registry
-from .sealing import QR_PREFIX, SUMMARY_CLAIM
+from creditcert.envelope.sealing import QR_PREFIX, SUMMARY_CLAIM
+from creditcert.errors import CreditcertError
+from creditcert.model import document as document_mod
+from creditcert.model import report_number as numbers
+from creditcert.model.clock import SHANGHAI
+from creditcert.registry import Registry
+from creditcert.trust.keys import kid_of
 
 MAX_QR_TEXT = 4_096  # characters; our payloads are ~500
 MAX_COSE = 64 * 1024  # bytes after decompression (zlib bombs stop here)
@@ -281,7 +281,7 @@ def _check_key(signed: _Signed, issued: datetime, cl: _Checklist) -> None:
 
 def _check_status(number: str, digest: bytes | None, issuer: KnownIssuer, cl: _Checklist) -> None:
     if not issuer.own:
-        from .partners import revocation_id
+        from creditcert.trust.partners import revocation_id
 
         if revocation_id(number) in issuer.revoked:
             cl.fail(
@@ -679,8 +679,8 @@ def _embedded_envelope(data: bytes, cl: _Checklist) -> bytes | None:
 def trust_from_home(settings, registry: Registry | None, *, now: datetime) -> Trust:
     """Our own city (pinned root, every signing key it made, its registry) and every partner whose
     bundle we imported and that is still valid at `now`, with our agreement with it."""
-    from .keys import KeyStore
-    from .partners import PartnerError, PartnerStore
+    from creditcert.trust.keys import KeyStore
+    from creditcert.trust.partners import PartnerError, PartnerStore
 
     keys = KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
     issuers = [
