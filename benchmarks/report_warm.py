@@ -16,24 +16,24 @@ from datetime import datetime
 
 from creditcert import config
 from creditcert import lookup as records
+from creditcert.city import City
 from creditcert.data.store import Store
-from creditcert.envelope import sealing
+from creditcert.envelope import qr as qr_format
+from creditcert.envelope import report as report_envelope
 from creditcert.issue import issuer as issue
 from creditcert.issue import pades
-from creditcert.issue.render import Renderer
 from creditcert.model.clock import SHANGHAI
-from creditcert.trust.keys import KeyStore
 
 
 def main() -> None:
     home, n = sys.argv[1], int(sys.argv[2])
-    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
+    city = City(dataclasses.replace(config.load(home), rate_limit_per_day=0))
+    settings = city.settings
     now = datetime.now(SHANGHAI)
-    keys = KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    if not (settings.home / "keys" / "current").exists():
-        keys.init(now)
-    signer = keys.signer(now)
-    renderer = Renderer()
+    if not (city.layout.keys / "current").exists():
+        city.keys.init(now)
+    signer = city.keys.signer(now)
+    renderer = city.renderer
     store = Store(settings.data_dir, settings.catalog)
     codes = store.subject_codes(with_records=True, limit=None)
     picks = random.Random(3).sample(codes, n + 3)
@@ -55,8 +55,8 @@ def main() -> None:
             key_id=signer.kid,
             issued_at=now,
         )
-        env = sealing.envelope(doc, signer)
-        qr = sealing.qr_payload(doc, signer, settings.catalog.codes)
+        env = report_envelope.seal(doc, signer)
+        qr = qr_format.encode(doc, signer, settings.catalog.codes)
         t2 = time.perf_counter()
         pdf = renderer.render(doc, qr.text, env)
         t3 = time.perf_counter()

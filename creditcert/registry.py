@@ -51,6 +51,16 @@ class NumberTaken(IssueError):
     """The drawn report number exists already (draw again)."""
 
 
+class RateLimited(IssueError):
+    """The subject has had its reports of this purpose for the day."""
+
+    def __init__(self, subject_code: str, purpose: str | None, limit: int, day: str):
+        super().__init__(
+            f"rate limit: {subject_code} already has {limit} report(s) for purpose "
+            f"{purpose or '(custom domains)'} on {day}"
+        )
+
+
 class Registry(Protocol):
     def add(self, entry: Entry, *, rate_limit: int) -> None: ...
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
@@ -62,15 +72,28 @@ class Registry(Protocol):
 class SqliteRegistry:
     """SQLite file; safe across processes (IMMEDIATE transactions, WAL)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, read_only: bool = False):
+        """Open (and, for writing, create) the registry. A reader never writes: it works on a
+        read-only home and never creates an empty registry where none is."""
         self.path = path
+        if read_only:
+            if not path.exists():
+                raise IssueError(f"no registry at {path}")
+            self._con = _connect_read_only(path)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(SCHEMA)
 
     def close(self) -> None:
         self._con.close()
+
+    def __enter__(self) -> SqliteRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int:
         return self._con.execute(
@@ -85,10 +108,7 @@ class SqliteRegistry:
         con.execute("BEGIN IMMEDIATE")
         try:
             if rate_limit and self.issued_on(entry.subject_code, entry.purpose, day) >= rate_limit:
-                raise IssueError(
-                    f"rate limit: {entry.subject_code} already has {rate_limit} report(s) for "
-                    f"purpose {entry.purpose or '(custom domains)'} on {day}"
-                )
+                raise RateLimited(entry.subject_code, entry.purpose, rate_limit, day)
             con.execute(
                 "INSERT INTO reports (number, issuer, subject_code, purpose, digest, key_id, "
                 "issued_at, issued_day, valid_until, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -148,3 +168,19 @@ class SqliteRegistry:
         return Entry(
             *row[:6], datetime.fromisoformat(row[6]), datetime.fromisoformat(row[7]), row[8]
         )
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """mode=ro reads a live WAL database; where the directory cannot be written (a read-only
+    home: no -shm file can be made, and no writer can exist) the file is read as immutable."""
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        con.execute("SELECT count(*) FROM reports").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        try:
+            con.execute("SELECT count(*) FROM reports").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IssueError(f"{path}: cannot read the registry ({exc})") from None
+        return con

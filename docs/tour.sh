@@ -73,7 +73,7 @@ for city in "230700 伊春市 Yichun yichun" "440900 茂名市 Maoming maoming";
   creditcert --home "out/demo/$4" keys init >/dev/null
 done
 step creditcert --home out/demo/yichun partner export --out out/demo/yichun-bundle.cose
-FP=$(creditcert --home out/demo/yichun keys list --json | python3 -c 'import json,sys; print(next(k["sha256"] for k in json.load(sys.stdin) if k["role"]=="root"))')
+FP=$(creditcert --home out/demo/yichun keys list --json | python3 -c 'import json,sys; print(next(k["sha256"] for k in json.load(sys.stdin)["keys"] if k["role"]=="root"))')
 step creditcert --home out/demo/maoming partner import out/demo/yichun-bundle.cose --fingerprint "$FP"
 step creditcert --home out/demo/maoming agreement add sample_data/agreement-maoming-yichun.toml
 YC=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 1)

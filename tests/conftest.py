@@ -14,16 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from creditcert import config
-from creditcert import lookup as records
+from creditcert.city import City as CityApi
 from creditcert.data import sample
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
-from creditcert.data.store import Store, dataset_path, rebuild_index, subjects_path
-from creditcert.issue import issuer as issue
-from creditcert.issue import pades
-from creditcert.issue.render import Renderer
+from creditcert.data.store import dataset_path, rebuild_index, subjects_path
 from creditcert.model.clock import SHANGHAI
-from creditcert.registry import SqliteRegistry
-from creditcert.trust.keys import KeyStore
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -215,34 +210,32 @@ def fresh_city(tmp_path, _fresh_template) -> City:
 NOW_REPORTS = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
 
 
+def city_at(home: Path, **overrides) -> CityApi:
+    """The library's front door on a test home, with settings overridden (e.g. no rate limit)."""
+    city = CityApi.open(home)
+    if overrides:
+        city = CityApi(dataclasses.replace(city.settings, **overrides))
+    return city
+
+
 @pytest.fixture(scope="session")
 def issued(tmp_path_factory, _fresh_template):
+    """A city with keys and two issued reports (one with records, one clean), shared by the
+    verification tests; tests that revoke or otherwise change it use their own copies."""
     home = tmp_path_factory.mktemp("pdf") / "city"
     shutil.copytree(_fresh_template, home)
-    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
-    keys = KeyStore(home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    keys.init(NOW_REPORTS)
-    signer = keys.signer(NOW_REPORTS)
-    renderer = Renderer()
-    registry = SqliteRegistry(home / "registry.sqlite")
-
-    def render(doc, qr, envelope):
-        return pades.sign_pdf(renderer.render(doc, qr, envelope), signer)
-
+    city = city_at(home, rate_limit_per_day=0)
+    city.keys.init(NOW_REPORTS)
     out = {}
-    with Store(settings.data_dir, settings.catalog) as store:
+    with city.store() as store:
         busy = store.subject_codes(with_records=True, limit=1)[0]
         clean = store.subject_codes(with_records=False, limit=1)[0]
-        for name, code in (("busy", busy), ("clean", clean)):
-            req = records.resolve_request(
-                settings.catalog, as_of=NOW_REPORTS.date(), all_domains=True, years=5
-            )
-            report = issue.issue_report(
-                store, settings, signer, registry, code, req, now=NOW_REPORTS, render=render
-            )
-            path = home / f"{name}.pdf"
-            path.write_bytes(report.pdf)
-            out[name] = (report, path)
-    out["renderer"] = renderer
-    out["home"], out["settings"], out["keys"] = home, settings, keys
+    request = city.request(as_of=NOW_REPORTS.date(), all_domains=True, years=5)
+    for name, code in (("busy", busy), ("clean", clean)):
+        report = city.issue(code, request, at=NOW_REPORTS)
+        path = home / f"{name}.pdf"
+        path.write_bytes(report.pdf)
+        out[name] = (report, path)
+    out["city"], out["home"], out["settings"] = city, home, city.settings
+    out["renderer"] = city.renderer
     return out

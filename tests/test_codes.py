@@ -105,6 +105,8 @@ def test_cli_code_check_lines_and_exit_codes():
     assert "91350203M0001QKT19 invalid: check character is '9', expected 'F'" in bad.stdout
     js = runner.invoke(app, ["code", "check", "--json", "91350203M0001QKT19"])
     assert js.exit_code == 1
-    [entry] = json.loads(js.stdout)
+    body = json.loads(js.stdout)
+    assert body["format"] == "creditcert.code-check/1"
+    [entry] = body["codes"]
     assert entry["valid"] is False
     assert entry["problems"][0]["reason"] == "check-character"

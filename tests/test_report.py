@@ -16,9 +16,7 @@ from hypothesis import strategies as st
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
-from creditcert import lookup as records
 from creditcert.data.store import Store
-from creditcert.envelope import sealing
 from creditcert.errors import IssueError, KeyFileError, SubjectError
 from creditcert.issue import issuer as issue
 from creditcert.model import document
@@ -27,7 +25,13 @@ from creditcert.model.clock import SHANGHAI
 from creditcert.registry import Entry, NumberTaken, SqliteRegistry
 from creditcert.trust.keys import KeyStore, kid_of
 
+from .conftest import city_at
+
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
+
+
+def issued_at(report):
+    return report.document.issued_at
 
 
 @pytest.fixture
@@ -38,31 +42,18 @@ def city_keys(fresh_city):
     return fresh_city, store
 
 
-def issue_one(
-    city,
-    key_store,
-    code=None,
-    *,
-    render=None,
-    purpose=None,
-    all_domains=True,
-    registry=None,
-    settings=None,
-):
-    s = settings or city.settings
-    registry = registry or SqliteRegistry(city.home / "registry.sqlite")
-    with Store(s.data_dir, s.catalog) as st_:
+def issue_one(city, key_store, code=None, *, purpose=None):
+    """One report issued through the front door (a signed PDF every time)."""
+    api = city_at(city.home)
+    with api.store() as st_:
         code = code or st_.subject_codes(with_records=True, limit=1)[0]
-        req = records.resolve_request(
-            s.catalog,
-            as_of=NOW.date(),
-            purpose=purpose,
-            all_domains=all_domains and purpose is None,
-            years=3 if purpose is None else None,
-        )
-        return issue.issue_report(
-            st_, s, key_store.signer(NOW), registry, code, req, now=NOW, render=render
-        )
+    request = api.request(
+        as_of=NOW.date(),
+        purpose=purpose,
+        all_domains=purpose is None,
+        years=3 if purpose is None else None,
+    )
+    return api.issue(code, request, at=NOW)
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -147,9 +138,8 @@ def pycose_verify(cose: bytes, cert) -> Sign1Message:
     return msg
 
 
-def test_document_is_deterministic_and_round_trips(city_keys):
-    city, ks = city_keys
-    report = issue_one(city, ks)
+def test_document_is_deterministic_and_round_trips(issued):
+    report, _ = issued["busy"]
     doc = report.document
     assert doc.to_cbor() == doc.to_cbor()
     again = document.from_data(cbor2.loads(doc.to_cbor()))
@@ -157,12 +147,12 @@ def test_document_is_deterministic_and_round_trips(city_keys):
     assert doc.format == "creditcert.report/1"
     assert doc.valid_until - doc.issued_at == timedelta(days=issue.DEFAULT_VALIDITY_DAYS)
     assert len(doc.domains) == 52 and doc.records_count > 0
+    assert report.pdf.startswith(b"%PDF-")  # the front door always delivers the signed PDF
 
 
-def test_envelope_and_qr_verify_with_an_independent_cose(city_keys):
-    city, ks = city_keys
-    report = issue_one(city, ks)
-    cert = ks.signer(NOW).certificate
+def test_envelope_and_qr_verify_with_an_independent_cose(issued):
+    report, _ = issued["busy"]
+    cert = issued["city"].keys.signer(issued_at(report)).certificate
     msg = pycose_verify(report.envelope, cert)
     assert msg.payload == report.document.to_cbor()
     assert report.envelope[:1] == b"\xd2"  # CBOR tag 18: COSE_Sign1
@@ -177,7 +167,7 @@ def test_envelope_and_qr_verify_with_an_independent_cose(city_keys):
     assert claims[6] == int(doc.issued_at.timestamp()) and claims[4] == int(
         doc.valid_until.timestamp()
     )
-    summary = claims[sealing.SUMMARY_CLAIM]
+    summary = claims[-65537]  # the summary claim (docs/report.md §3)
     assert summary["h"] == doc.digest() and summary["sc"] == doc.subject_code
     assert sum(summary["dc"]) == doc.records_count and len(summary["dc"]) == 52
 

@@ -11,10 +11,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from creditcert.errors import VerificationFailed
+from creditcert.model import report_number
 from creditcert.registry import SqliteRegistry
+from creditcert.trust.bundles import verify_bundle
 from creditcert.trust.keys import KeyStore
-from creditcert.verify import verifier as verify
-from creditcert.verify.verifier import Status, Verdict
+from creditcert.trust.store import OwnCity, TrustStore
+from creditcert.verify.result import Status, Verdict
+from creditcert.verify.verifier import Verifier
 
 from .conftest import NOW_REPORTS
 
@@ -24,7 +28,26 @@ AT = NOW_REPORTS + timedelta(days=1)
 @pytest.fixture(scope="module")
 def trust(issued):
     registry = SqliteRegistry(issued["home"] / "registry.sqlite")
-    return verify.trust_from_home(issued["settings"], registry, now=AT)
+    yield issued["city"].trust(at=AT, registry=registry)
+    registry.close()
+
+
+class verify:
+    @staticmethod
+    def verify_pdf(data, trust, *, at):
+        return Verifier(trust, at=at).pdf(data)
+
+    @staticmethod
+    def verify_qr_text(text, trust, *, at):
+        return Verifier(trust, at=at).qr_text(text)
+
+    @staticmethod
+    def verify_image(data, trust, *, at):
+        return Verifier(trust, at=at).image(data)
+
+    @staticmethod
+    def verify_number(text, trust, *, at=AT):
+        return Verifier(trust, at=at).number(text)
 
 
 def reasons(result) -> dict[str, str]:
@@ -57,14 +80,14 @@ def test_flipped_byte_in_the_body_is_caught(issued, trust):
     result = verify.verify_pdf(bytes(data), trust, at=AT)
     assert result.verdict is Verdict.REJECTED
     assert reasons(result)["integrity.pades"] == "pades-invalid"
-    with pytest.raises(verify.VerificationFailed):
+    with pytest.raises(VerificationFailed):
         result.raise_for_status()
 
 
 def test_qr_text_accepted_then_expired(issued, trust):
     report, _ = issued["busy"]
     ok = verify.verify_qr_text(report.qr.text, trust, at=AT)
-    assert ok.verdict is Verdict.ACCEPTED and ok.summary["sc"] == report.document.subject_code
+    assert ok.verdict is Verdict.ACCEPTED and ok.qr.subject_code == report.document.subject_code
     late = verify.verify_qr_text(report.qr.text, trust, at=report.document.valid_until)
     assert reasons(late) == {"validity.period": "expired"}  # valid iff iat <= clock < exp
     early = verify.verify_qr_text(
@@ -110,11 +133,10 @@ def test_key_of_another_city_is_unknown(issued, trust, tmp_path):
     report, _ = issued["busy"]
     other = KeyStore(tmp_path / "keys", "440900", "茂名市")
     other.init(NOW_REPORTS)
-    stranger = verify.Trust(
-        (verify.KnownIssuer("440900", other.root(), tuple(other.certificates())),)
-    )
+    stranger = TrustStore(OwnCity("440900", other.root(), tuple(other.certificates()), None))
     result = verify.verify_qr_text(report.qr.text, stranger, at=AT)
-    assert reasons(result)["issuer.key-known"] == "unknown-key"
+    assert reasons(result)["issuer.key-known.qr"] == "unknown-key"
+    assert result.verdict is Verdict.REJECTED
 
 
 def test_photo_of_a_page_is_verified(issued, trust):
@@ -129,29 +151,36 @@ def test_photo_of_a_page_is_verified(issued, trust):
     assert result.number == report.document.number
 
 
-def test_images_without_one_qr_and_junk_files(issued, trust):
+def test_unreadable_inputs_cannot_be_decided_and_say_what_to_try(issued, trust):
+    """Nothing read is not evidence of forgery: cannot decide (exit 3) with a hint, never rejected."""
     from PIL import Image
 
     buf = io.BytesIO()
     Image.new("L", (400, 400), 255).save(buf, format="PNG")
-    assert reasons(verify.verify_image(buf.getvalue(), trust, at=AT)) == {
-        "format.qr-found": "no-qr"
-    }
-    assert reasons(verify.verify_image(b"GIF89a junk", trust, at=AT)) == {
-        "format.image": "not-an-image"
-    }
-    assert reasons(verify.verify_pdf(b"hello", trust, at=AT)) == {"format.pdf": "not-pdf"}
-    assert reasons(verify.verify_pdf(b"%PDF-1.7 garbage", trust, at=AT))["format.pdf"] == "bad-pdf"
+    blank = verify.verify_image(buf.getvalue(), trust, at=AT)
+    assert reasons(blank) == {"format.qr-found": "no-qr"}
+    assert blank.verdict is Verdict.CANNOT_DECIDE and blank.verdict.exit_code == 3
+    assert "closer" in blank.hint
+    for result, step, reason in (
+        (verify.verify_image(b"GIF89a junk", trust, at=AT), "format.image", "not-an-image"),
+        (verify.verify_pdf(b"hello", trust, at=AT), "format.pdf", "not-pdf"),
+        (verify.verify_pdf(b"%PDF-1.7 garbage", trust, at=AT), "format.pdf", "bad-pdf"),
+    ):
+        assert reasons(result) == {step: reason}
+        assert result.verdict is Verdict.CANNOT_DECIDE and result.hint
 
 
-def test_numbers(issued, trust):
+def test_numbers_honour_validity_and_the_time_asked(issued, trust):
     report, _ = issued["busy"]
     number = report.document.number
     assert verify.verify_number(number.lower(), trust).verdict is Verdict.ACCEPTED
+    expired = verify.verify_number(number, trust, at=report.document.valid_until)
+    assert reasons(expired) == {"validity.period": "expired"}
     typo = number[:-1] + ("0" if number[-1] != "0" else "1")
     assert reasons(verify.verify_number(typo, trust)) == {"format.number": "bad-number"}
-    other = verify.verify_number("440900-2607-TESTTEST-0", trust)
-    assert other.verdict in (Verdict.CANNOT_DECIDE, Verdict.REJECTED)
+    other = verify.verify_number(report_number.new_number("440900", NOW_REPORTS), trust)
+    assert reasons(other) == {"issuer.number": "other-issuer"}
+    assert other.verdict is Verdict.CANNOT_DECIDE
 
 
 @settings(max_examples=300, deadline=None)
@@ -191,9 +220,16 @@ def test_cli_verify_exit_codes(issued, tmp_path):
     )
     assert qr.exit_code == 0 and "ACCEPTED" in qr.stdout
     assert runner.invoke(app, ["--home", home, "verify"]).exit_code == 2
-    assert runner.invoke(
-        app, ["--home", home, "verify", "--number", "440900-2607-TESTTEST-0"]
-    ).exit_code in (1, 3)
+    assert (
+        runner.invoke(
+            app, ["--home", home, "verify", "--number", report_number.new_number("440900", AT)]
+        ).exit_code
+        == 3
+    )
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(b"\x89PNG not really")
+    undecided = runner.invoke(app, ["--home", home, "verify", str(blank)])
+    assert undecided.exit_code == 3 and "what to try" in undecided.stdout
 
 
 def test_revoked_report_is_rejected(issued, trust, tmp_path):
@@ -201,9 +237,9 @@ def test_revoked_report_is_rejected(issued, trust, tmp_path):
 
     report, path = issued["clean"]
     assert verify.verify_qr_text(report.qr.text, trust, at=AT).verdict is Verdict.ACCEPTED
-    trust.own.registry.revoke(report.document.number, reason="issued in error", at=AT)
+    issued["city"].revoke(report.document.number, reason="issued in error", at=AT)
     with pytest.raises(IssueError, match="already revoked"):
-        trust.own.registry.revoke(report.document.number, reason="twice", at=AT)
+        issued["city"].revoke(report.document.number, reason="twice", at=AT)
     assert reasons(verify.verify_qr_text(report.qr.text, trust, at=AT)) == {
         "status.registry": "revoked"
     }
@@ -215,12 +251,10 @@ def test_revoked_report_is_rejected(issued, trust, tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=2000))
 def test_no_bytes_crash_the_image_pdf_or_bundle_decoders(issued, trust, data):
-    from creditcert.trust.partners import PartnerError, verify_bundle
-
-    assert verify.verify_image(data, trust, at=AT).verdict is Verdict.REJECTED
-    assert verify.verify_pdf(b"%PDF-1.7\n" + data, trust, at=AT).verdict is Verdict.REJECTED
-    with pytest.raises(PartnerError):
-        verify_bundle(data, "00" * 32, now=AT)
+    undecided_or_rejected = (Verdict.CANNOT_DECIDE, Verdict.REJECTED)
+    assert verify.verify_image(data, trust, at=AT).verdict in undecided_or_rejected
+    assert verify.verify_pdf(b"%PDF-1.7\n" + data, trust, at=AT).verdict in undecided_or_rejected
+    assert verify_bundle(data, "00" * 32, at=AT).verdict is Verdict.REJECTED
 
 
 @settings(max_examples=25, deadline=None)

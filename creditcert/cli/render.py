@@ -1,4 +1,5 @@
-"""Terminal rendering of lookup findings (rich). The JSON view lives on the value itself."""
+"""Terminal rendering (rich) of lookup findings and verification results; their JSON views live
+on the values themselves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from rich.table import Table
 
 from creditcert.lookup import Findings
 from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES
+from creditcert.verify.result import Verdict, Verification
 
 
 def print_findings(console: Console, f: Findings) -> None:
@@ -62,3 +64,15 @@ def print_findings(console: Console, f: Findings) -> None:
     legend = sorted({r for d in f.domains for r in d.left_out}, key=list(LEFT_OUT_NAMES).index)
     for r in legend:
         console.print(f"  left out · {r.value}: {LEFT_OUT_NAMES[r][0]} / {LEFT_OUT_NAMES[r][1]}")
+
+
+VERDICT_COLOURS = {Verdict.ACCEPTED: "green", Verdict.REJECTED: "red"}
+
+
+def print_verification(console: Console, result: Verification) -> None:
+    """The verdict line in colour, then the checklist as plain text (no markup from data)."""
+    first, _, rest = result.pretty().partition("\n")
+    colour = VERDICT_COLOURS.get(result.verdict, "yellow")
+    console.print(first, style=f"bold {colour}", markup=False)
+    if rest:
+        console.print(rest, markup=False)

@@ -12,13 +12,16 @@ from datetime import datetime, timedelta
 from creditcert import lookup as records
 from creditcert.config import Settings
 from creditcert.data.store import Store
-from creditcert.envelope import sealing
+from creditcert.envelope import qr as qr_format
+from creditcert.envelope import report as report_envelope
 from creditcert.errors import IssueError
+from creditcert.issue import pades
+from creditcert.issue.render import Renderer
 from creditcert.lookup import Findings
-from creditcert.model import report_number as numbers
+from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
 from creditcert.model.document import DomainSection, Period, RecordEntry, ReportDocument
-from creditcert.registry import Entry, NumberTaken, Registry
+from creditcert.registry import Entry, NumberTaken, RateLimited, Registry
 from creditcert.trust.keys import Signer
 
 DEFAULT_VALIDITY_DAYS = 30  # a report for a custom list of domains
@@ -29,8 +32,8 @@ _DRAWS = 5
 class IssuedReport:
     document: ReportDocument
     envelope: bytes  # COSE_Sign1 of the document (report.cose)
-    qr: sealing.QrPayload
-    pdf: bytes | None
+    qr: qr_format.QrPayload
+    pdf: bytes  # PDF/A-3b with the PAdES signature
 
 
 def build_document(
@@ -119,29 +122,25 @@ def issue_report(
     raw_code: str,
     request: records.Request,
     *,
-    now: datetime,
-    render=None,
+    at: datetime,
+    renderer: Renderer,
+    lang: str = "zh-en",
 ) -> IssuedReport:
-    """Look up, build, seal, render (when `render` is given) and record one report.
+    """Look up, build, seal, render and sign the PDF, then record the report in the registry.
 
-    `render(document, qr_text, envelope) -> pdf bytes` is the PDF step (creditcert.pdf); leaving it
-    out issues the signed document and QR alone.
-    """
+    The rate limit is checked before any rendering and again in the registry's transaction."""
     findings = records.lookup(store, settings, raw_code, request)
     purpose = request.purpose
-    today = now.astimezone(SHANGHAI).date().isoformat()
+    today = at.astimezone(SHANGHAI).date().isoformat()
     limit = settings.rate_limit_per_day
     if limit and registry.issued_on(findings.subject.credit_code, purpose, today) >= limit:
-        raise IssueError(
-            f"rate limit: {findings.subject.credit_code} already has {limit} report(s) for "
-            f"purpose {purpose or '(custom domains)'} today ({today})"
-        )
+        raise RateLimited(findings.subject.credit_code, purpose, limit, today)
     for _ in range(_DRAWS):
-        number = numbers.new_number(settings.issuer.admin_code, now.astimezone(SHANGHAI))
-        doc = build_document(findings, settings, number=number, key_id=signer.kid, issued_at=now)
-        sealed = sealing.envelope(doc, signer)
-        qr = sealing.qr_payload(doc, signer, settings.catalog.codes)
-        pdf = render(doc, qr.text, sealed) if render else None
+        number = report_number.new_number(settings.issuer.admin_code, at.astimezone(SHANGHAI))
+        doc = build_document(findings, settings, number=number, key_id=signer.kid, issued_at=at)
+        sealed = report_envelope.seal(doc, signer)
+        qr = qr_format.encode(doc, signer, settings.catalog.codes)
+        pdf = pades.sign_pdf(renderer.render(doc, qr.text, sealed, lang), signer)
         try:
             registry.add(
                 Entry(

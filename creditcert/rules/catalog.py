@@ -213,6 +213,26 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
     )
 
 
+def domain_json(d: Domain) -> dict[str, Any]:
+    """A domain and its counting rules as plain data (the CLI's `domains` JSON)."""
+    r = d.rules
+    return {
+        "code": d.code,
+        "zh": d.zh,
+        "en": d.en,
+        "department": d.department,
+        "dataset": d.dataset,
+        "rules": {
+            "kinds": list(r.kinds),
+            "tiers": list(r.tiers),
+            "excluded_when_alone": list(r.excluded_when_alone),
+            "fine_threshold": r.fine_threshold,
+            "window_years": r.window_years,
+            "omit_after_publicity": r.omit_after_publicity,
+        },
+    }
+
+
 def purpose_json(p: Purpose) -> dict[str, Any]:
     return {
         "code": p.code,

@@ -1,781 +1,215 @@
-"""Verify a report: QR text, an image of a page, the PDF, or a typed report number.
+"""Verify a report: its PDF, a photo of a page, the QR text, or a typed number (docs/verify.md).
 
-The verifier is a numbered checklist. Each step yields a Check with a status (passed, failed,
-indeterminate, skipped), a stable reason code and a message saying what was found and what was
-expected; the result is a frozen value with a verdict and the authentic content, taken only from
-signed data. It never raises on hostile input: every decode is bounded and every failure is a
-check (docs/verify.md). This slice trusts the city's own keys; partner cities come next.
+The verifier is a numbered checklist over decoded values; each input runs the steps below in
+order and every step adds a Check with a coded reason. It never raises on hostile input: every
+decode is bounded and every failure is a check. What cannot be read is *cannot decide* with a hint
+of what to try; what is read and wrong is *rejected*.
+
+QR text   1 format (size, prefix, base45, zlib, COSE)  2 integrity (known key, signature)
+          3 content (claims, issuer named, key at issue)  4 validity  5 status  6 scope
+image     0 exactly one QR on the photo, then the QR steps
+number    1 shape and check character  2 our registry: status and validity
+PDF       1 readable PDF  2 PAdES  3 report.cose: signature, document, issuer, key
+          4 the same QR on every page, the QR steps, QR = envelope  5 status  6 scope
 """
 
 from __future__ import annotations
 
-import io
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
-import base45
-import cbor2
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cwt import COSE, COSEKey
-
-from creditcert.envelope.sealing import QR_PREFIX, SUMMARY_CLAIM
-from creditcert.errors import CreditcertError
-from creditcert.model import document as document_mod
-from creditcert.model import report_number as numbers
+from creditcert.envelope import qr as qr_format
+from creditcert.envelope.report import read_document
+from creditcert.errors import DecodeError, Reason
+from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
-from creditcert.registry import Registry
-from creditcert.trust.keys import kid_of
-
-MAX_QR_TEXT = 4_096  # characters; our payloads are ~500
-MAX_COSE = 64 * 1024  # bytes after decompression (zlib bombs stop here)
-MAX_ENVELOPE = 4 * 1024 * 1024  # report.cose inside a PDF
-MAX_PDF = 64 * 1024 * 1024
-MAX_IMAGE_PIXELS = 60_000_000  # a 300-dpi A4 scan is 8.7 MP
+from creditcert.trust.store import TrustStore
+from creditcert.verify import checks, extract
+from creditcert.verify.result import Checklist, Verification
 
 
-class Status(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    INDETERMINATE = "indeterminate"
-    SKIPPED = "skipped"
+class InputKind(StrEnum):
+    PDF = "pdf"
+    IMAGE = "image"
+    QR = "qr"
+    NUMBER = "number"
+
+    @classmethod
+    def sniff(cls, source: bytes | str) -> InputKind:
+        """PDF by its magic bytes, other bytes an image; text with the QR prefix a QR text,
+        other text a typed number."""
+        if isinstance(source, bytes):
+            return cls.PDF if source.startswith(b"%PDF-") else cls.IMAGE
+        return cls.QR if source.strip().upper().startswith(qr_format.PREFIX) else cls.NUMBER
 
 
-class Verdict(StrEnum):
-    ACCEPTED = "accepted"
-    ACCEPTED_FOR_SOME_DOMAINS = "accepted-for-some-domains"
-    REJECTED = "rejected"
-    CANNOT_DECIDE = "cannot-decide"
+class Verifier:
+    """Verifies against one trust store at one time (both explicit: nothing reads the clock)."""
 
+    def __init__(self, trust: TrustStore, *, at: datetime):
+        if at.tzinfo is None:
+            raise ValueError("the verification time needs a time zone")
+        self.trust = trust
+        self.at = at
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    step: str  # e.g. "integrity.qr-signature"
-    status: Status
-    reason: str  # stable code, e.g. "ok", "bad-prefix", "expired"
-    message: str
+    def verify(self, source: bytes | str, kind: InputKind | None = None) -> Verification:
+        """Any input: PDF or image bytes, QR text or a typed number (`kind` sniffed if not given)."""
+        kind = kind or InputKind.sniff(source)
+        if kind in (InputKind.PDF, InputKind.IMAGE):
+            data = source if isinstance(source, bytes) else source.encode()
+            return self.pdf(data) if kind is InputKind.PDF else self.image(data)
+        text = source if isinstance(source, str) else source.decode(errors="replace")
+        return self.qr_text(text) if kind is InputKind.QR else self.number(text)
 
-
-class VerificationFailed(CreditcertError):
-    """Raised by Verification.raise_for_status() for callers who want an exception."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """What a verifier found. Deliberately not a bool: look at `verdict`."""
-
-    verdict: Verdict
-    checks: tuple[Check, ...]
-    number: str | None = None
-    summary: dict[str, Any] | None = None  # the QR's signed summary
-    document: document_mod.ReportDocument | None = None  # the signed full document
-
-    def __bool__(self) -> bool:
-        raise TypeError("a Verification is not a truth value; compare .verdict")
-
-    def raise_for_status(self) -> None:
-        if self.verdict is not Verdict.ACCEPTED:
-            failed = [c for c in self.checks if c.status is not Status.PASSED]
-            detail = "; ".join(f"{c.step}: {c.message}" for c in failed[:3])
-            raise VerificationFailed(f"report {self.verdict}: {detail}")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": "creditcert.verification/1",
-            "verdict": self.verdict.value,
-            "number": self.number,
-            "checks": [
-                {"step": c.step, "status": c.status.value, "reason": c.reason, "message": c.message}
-                for c in self.checks
-            ],
-            "summary": _jsonable(self.summary) if self.summary else None,
-            "document": self.document.to_data() if self.document else None,
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class KnownIssuer:
-    """A city whose reports we can check: its pinned root and published signing certificates."""
-
-    code: str
-    root: x509.Certificate
-    signers: tuple[x509.Certificate, ...]
-    own: bool = True
-    registry: Registry | None = None  # our own registry: status of our reports
-    revoked: frozenset[bytes] = frozenset()  # a partner's revocation list (truncated hashes)
-    catalog: Any = None  # a partner's catalog (Catalog): the order of its domains
-    agreement: Any = None  # our agreement with a partner (partners.Agreement), if any
-
-
-@dataclass(frozen=True, slots=True)
-class Trust:
-    """Whom we believe: our own city and the partners whose bundles we imported."""
-
-    issuers: tuple[KnownIssuer, ...]
-
-    def candidates(self, kid: bytes) -> list[tuple[KnownIssuer, x509.Certificate]]:
-        # kids can collide: every certificate with that kid is a candidate
-        return [(i, c) for i in self.issuers for c in i.signers if kid_of(c) == kid]
-
-    @property
-    def own(self) -> KnownIssuer:
-        return next(i for i in self.issuers if i.own)
-
-
-class _Checklist:
-    def __init__(self):
-        self.checks: list[Check] = []
-
-    def add(self, step: str, status: Status, reason: str, message: str) -> bool:
-        self.checks.append(Check(step, status, reason, message))
-        return status is Status.PASSED
-
-    def ok(self, step: str, message: str) -> bool:
-        return self.add(step, Status.PASSED, "ok", message)
-
-    def fail(self, step: str, reason: str, message: str) -> bool:
-        return self.add(step, Status.FAILED, reason, message)
-
-    partial = False  # some domains of a partner's report are outside the agreement
-
-    def verdict(self) -> Verdict:
-        if any(c.status is Status.FAILED for c in self.checks):
-            return Verdict.REJECTED
-        if any(c.status is Status.INDETERMINATE for c in self.checks):
-            return Verdict.CANNOT_DECIDE
-        return Verdict.ACCEPTED_FOR_SOME_DOMAINS if self.partial else Verdict.ACCEPTED
-
-
-@dataclass(slots=True)
-class _Signed:
-    kid: bytes
-    certificate: x509.Certificate
-    payload: bytes
-    issuer: KnownIssuer
-
-
-def _verify_cose(data: bytes, trust: Trust, cl: _Checklist, what: str) -> _Signed | None:
-    """Structure, header rules and signature of a COSE_Sign1; None once a check failed."""
-    try:
-        obj = cbor2.loads(data)
-    except Exception as exc:  # cbor2 raises many types on hostile input, RecursionError too
-        cl.fail(f"format.{what}-cbor", "bad-cbor", f"not CBOR ({type(exc).__name__})")
-        return None
-    if not (isinstance(obj, cbor2.CBORTag) and obj.tag == 18):
-        cl.fail(
-            f"format.{what}-cose",
-            "not-cose-sign1",
-            f"got {type(obj).__name__}, expected a COSE_Sign1 (CBOR tag 18)",
+    def qr_text(self, text: str) -> Verification:
+        cl = Checklist()
+        claims = self._qr(text, cl)
+        return cl.result(
+            number=claims.number if claims else None, qr=claims.summary if claims else None
         )
-        return None
-    body = obj.value
-    if not (
-        isinstance(body, list)
-        and len(body) == 4
-        and isinstance(body[0], bytes)
-        and isinstance(body[1], dict)
-        and isinstance(body[2], bytes)
-        and isinstance(body[3], bytes)
-    ):
-        cl.fail(
-            f"format.{what}-cose",
-            "bad-cose-structure",
-            "expected [protected bstr, unprotected map, payload bstr, signature bstr]",
-        )
-        return None
-    try:
-        protected = cbor2.loads(body[0]) if body[0] else {}
-    except Exception:
-        protected = None
-    if not isinstance(protected, dict):
-        cl.fail(f"format.{what}-cose", "bad-protected-header", "protected header is not a map")
-        return None
-    if protected.get(1) != -7:
-        cl.fail(
-            f"format.{what}-cose",
-            "unsupported-algorithm",
-            f"algorithm {protected.get(1)!r}, expected -7 (ES256)",
-        )
-        return None
-    kid = protected.get(4)
-    if not isinstance(kid, bytes):
-        where = "only in the unprotected header" if 4 in body[1] else "missing"
-        cl.fail(
-            f"format.{what}-cose",
-            "kid-not-protected",
-            f"kid {where}; expected it in the protected header",
-        )
-        return None
-    cl.ok(f"format.{what}-cose", f"COSE_Sign1, ES256, kid {kid.hex()}")
-    candidates = trust.candidates(kid)
-    if not candidates:
-        known = ", ".join(i.code for i in trust.issuers)
-        cl.fail(
-            "issuer.key-known",
-            "unknown-key",
-            f"kid {kid.hex()} is not a signing key of any known city ({known})",
-        )
-        return None
-    for issuer, cert in candidates:
-        pem = cert.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+
+    def _qr(self, text: str, cl: Checklist) -> qr_format.QrClaims | None:
+        decoded = self._qr_claims(text, cl)
+        if decoded is None:
+            return None
+        claims, signed = decoded
+        issued, expires = claims.validity(SHANGHAI)
+        checks.validity(issued, expires, self.at, cl)
+        signed.issuer.check_status(claims.number, claims.summary.digest, cl)
+        domains = signed.issuer.qr_domains(claims.summary, cl)
+        signed.issuer.check_scope(issued, self.at, domains, cl)
+        return claims
+
+    def _qr_claims(
+        self, text: str, cl: Checklist
+    ) -> tuple[qr_format.QrClaims, checks.Signed] | None:
+        """Format, integrity and content of a QR text (steps 1–3)."""
         try:
-            payload = COSE.new().decode(data, keys=[COSEKey.from_pem(pem, alg="ES256", kid=kid)])
-        except Exception:
-            continue
+            unwrapped = qr_format.unwrap(text)
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
+            return None
         cl.ok(
-            f"integrity.{what}-signature",
-            f"signature valid for key {kid.hex()} of {issuer.code}{'' if issuer.own else ' (partner)'}",
+            "format.qr-text",
+            f"{qr_format.PREFIX} + base45, {unwrapped.compressed_size} bytes of zlib",
         )
-        return _Signed(kid, cert, payload, issuer)
-    cl.fail(
-        f"integrity.{what}-signature",
-        "bad-signature",
-        f"signature does not verify with key {kid.hex()}",
-    )
-    return None
+        return checks.qr_claims(unwrapped.cose, self.trust, cl)
 
-
-def _check_key(signed: _Signed, issued: datetime, cl: _Checklist) -> None:
-    try:
-        signed.certificate.verify_directly_issued_by(signed.issuer.root)
-        cl.ok(
-            "issuer.chain", f"signing certificate issued by the pinned root of {signed.issuer.code}"
-        )
-    except Exception:
-        cl.fail(
-            "issuer.chain",
-            "not-issued-by-root",
-            "signing certificate is not signed by the pinned root",
-        )
-    cert = signed.certificate
-    if cert.not_valid_before_utc <= issued <= cert.not_valid_after_utc:
-        cl.ok(
-            "issuer.key-valid-at-issue",
-            f"key valid {cert.not_valid_before_utc:%Y-%m-%d} to "
-            f"{cert.not_valid_after_utc:%Y-%m-%d}, report issued {issued:%Y-%m-%d}",
-        )
-    else:
-        cl.fail(
-            "issuer.key-valid-at-issue",
-            "key-not-valid-at-issue",
-            f"report issued {issued:%Y-%m-%d}, key valid {cert.not_valid_before_utc:%Y-%m-%d} "
-            f"to {cert.not_valid_after_utc:%Y-%m-%d}",
-        )
-
-
-def _check_status(number: str, digest: bytes | None, issuer: KnownIssuer, cl: _Checklist) -> None:
-    if not issuer.own:
-        from creditcert.trust.partners import revocation_id
-
-        if revocation_id(number) in issuer.revoked:
-            cl.fail(
-                "status.revocation-list",
-                "revoked",
-                f"{number} is on {issuer.code}'s revocation list",
+    def image(self, data: bytes) -> Verification:
+        cl = Checklist()
+        try:
+            texts = extract.image_qr_texts(data)
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
+            return cl.result()
+        if len(texts) != 1:
+            reason = Reason.SEVERAL_QR if texts else Reason.NO_QR
+            cl.undecided(
+                "format.qr-found", reason, f"found {len(texts)} different QR codes, expected one"
             )
-        else:
-            cl.ok("status.revocation-list", f"{number} is not on {issuer.code}'s revocation list")
-        return
-    if issuer.registry is None:
-        cl.add("status.registry", Status.SKIPPED, "no-registry", "no registry to consult")
-        return
-    entry = issuer.registry.get(number)
-    if entry is None:
-        cl.fail("status.registry", "unknown-number", f"{number} is not in the issuer's registry")
-    elif entry.status == "revoked":
-        cl.fail("status.registry", "revoked", f"{number} was revoked")
-    elif digest is not None and entry.digest != digest.hex():
-        cl.fail(
-            "status.registry",
-            "digest-mismatch",
-            f"registry holds digest {entry.digest[:16]}…, the report {digest.hex()[:16]}…",
+            return cl.result()
+        cl.ok("format.qr-found", "one QR code")
+        found = self._qr(texts[0], cl)
+        return cl.result(
+            number=found.number if found else None, qr=found.summary if found else None
         )
-    else:
-        cl.ok("status.registry", f"{number} issued {entry.issued_at:%Y-%m-%d %H:%M}, not revoked")
 
+    def number(self, typed: str) -> Verification:
+        """A typed number: only its issuer's registry can answer, and only ours is at hand."""
+        cl = Checklist()
+        number = report_number.parse(typed)
+        if number is None:
+            cl.fail(
+                "format.number",
+                Reason.BAD_NUMBER,
+                f"{typed[:40]!r} is not a report number (shape or check character wrong)",
+            )
+            return cl.result()
+        cl.ok("format.number", number)
+        own = self.trust.own
+        if not number.startswith(own.code):
+            cl.undecided(
+                "issuer.number",
+                Reason.OTHER_ISSUER,
+                f"{number} was issued by {number[:6]}; only that city's registry can answer",
+            )
+            return cl.result(number=number)
+        if own.registry is None:
+            cl.undecided(
+                "status.registry",
+                Reason.NO_REGISTRY,
+                "a number can only be checked against the issuer's registry, and none is at hand",
+            )
+            return cl.result(number=number)
+        entry = own.check_status(number, None, cl)
+        if entry is not None:
+            checks.validity(entry.issued_at, entry.valid_until, self.at, cl)
+        return cl.result(number=number)
 
-def _qr_claims(
-    text: str, trust: Trust, at: datetime, cl: _Checklist
-) -> tuple[dict | None, _Signed | None]:
-    # 1. format: prefix, size, base45, zlib (bounded), COSE
-    if not isinstance(text, str) or len(text) > MAX_QR_TEXT:
-        cl.fail("format.size", "too-long", f"QR text longer than {MAX_QR_TEXT} characters")
-        return None, None
-    text = text.strip()
-    if not text.startswith(QR_PREFIX):
-        cl.fail("format.prefix", "bad-prefix", f"starts {text[:4]!r}, expected {QR_PREFIX!r}")
-        return None, None
-    cl.ok("format.prefix", QR_PREFIX)
-    try:
-        compressed = base45.b45decode(text[len(QR_PREFIX) :])
-    except Exception:
-        cl.fail("format.base45", "bad-base45", "not base45 (RFC 9285)")
-        return None, None
-    cl.ok("format.base45", f"{len(compressed)} bytes")
-    inflater = zlib.decompressobj()
-    try:
-        cose = inflater.decompress(compressed, MAX_COSE)
-        if inflater.unconsumed_tail or not inflater.eof:
-            raise ValueError("oversized or truncated")
-    except (zlib.error, ValueError) as exc:
-        cl.fail(
-            "format.zlib", "bad-zlib", f"not a complete zlib stream within {MAX_COSE} bytes ({exc})"
-        )
-        return None, None
-    cl.ok("format.zlib", f"{len(cose)} bytes")
-    # 2. integrity: signature with a known key of the issuer
-    signed = _verify_cose(cose, trust, cl, "qr")
-    if signed is None:
-        return None, None
-    # 3. content: a CWT with our claims
-    try:
-        claims = cbor2.loads(signed.payload)
-        summary = claims[SUMMARY_CLAIM]
-        iat, exp, cti, iss = claims[6], claims[4], claims[7], claims[1]
-        if not (
-            isinstance(iat, int)
-            and isinstance(exp, int)
-            and isinstance(cti, bytes)
-            and isinstance(summary, dict)
-            and isinstance(summary.get("h"), bytes)
-        ):
-            raise TypeError
-    except Exception:
-        cl.fail(
-            "format.claims",
-            "bad-claims",
-            "payload is not a creditcert CWT (iss, iat, exp, cti, summary)",
-        )
-        return None, None
-    cl.ok("format.claims", f"report {cti.decode(errors='replace')}")
-    if iss != signed.issuer.code:
-        cl.fail(
-            "issuer.iss", "issuer-mismatch", f"iss {iss!r}, signed by a key of {signed.issuer.code}"
-        )
-    issued = datetime.fromtimestamp(iat, SHANGHAI)
-    _check_key(signed, issued, cl)
-    # 4. validity: iat <= at < exp
-    if iat <= at.timestamp() < exp:
-        cl.ok(
-            "validity.period",
-            f"valid {issued:%Y-%m-%d} to {datetime.fromtimestamp(exp, SHANGHAI):%Y-%m-%d}",
-        )
-    elif at.timestamp() < iat:
-        cl.fail(
-            "validity.period",
-            "not-yet-valid",
-            f"issued {issued.isoformat()}, after {at.isoformat()}",
-        )
-    else:
-        cl.fail(
-            "validity.period",
-            "expired",
-            f"expired {datetime.fromtimestamp(exp, SHANGHAI).isoformat()}, checked at {at.isoformat()}",
-        )
-    return claims, signed
-
-
-def verify_qr_text(text: str, trust: Trust, *, at: datetime) -> Verification:
-    """Verify the text a phone read from the QR (offline; the registry only adds status)."""
-    cl = _Checklist()
-    claims, signed = _qr_claims(text, trust, at, cl)
-    number = None
-    if claims is not None:
-        number = claims[7].decode(errors="replace")
-        summary = claims[SUMMARY_CLAIM]
-        _check_status(number, summary["h"], signed.issuer, cl)
-        _check_partner(
-            signed.issuer,
-            datetime.fromtimestamp(claims[6], SHANGHAI),
-            at,
-            _qr_domains(summary, signed.issuer, cl),
-            cl,
-        )
-    return Verification(
-        cl.verdict(), tuple(cl.checks), number, claims[SUMMARY_CLAIM] if claims else None
-    )
-
-
-def read_qr_texts(images: Sequence[Any]) -> list[list[str]]:
-    """The QR texts zxing-cpp finds on each image (PIL images or arrays)."""
-    import zxingcpp
-
-    return [
-        [b.text for b in zxingcpp.read_barcodes(img) if b.format.name == "QRCode"] for img in images
-    ]
-
-
-def verify_image(data: bytes, trust: Trust, *, at: datetime) -> Verification:
-    """Verify a photo or scan of a page: exactly one report QR must be on it."""
-    from PIL import Image, UnidentifiedImageError
-
-    cl = _Checklist()
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                cl.fail(
-                    "format.image",
-                    "image-too-large",
-                    f"{img.width}×{img.height} pixels, at most {MAX_IMAGE_PIXELS:,}",
-                )
-                return Verification(cl.verdict(), tuple(cl.checks))
-            img.load()
-            texts = read_qr_texts([img.convert("L")])[0]
-    except Image.DecompressionBombError:
-        cl.fail("format.image", "image-too-large", f"more than {MAX_IMAGE_PIXELS:,} pixels")
-        return Verification(cl.verdict(), tuple(cl.checks))
-    except (UnidentifiedImageError, OSError) as exc:
-        cl.fail("format.image", "not-an-image", f"cannot read the image ({type(exc).__name__})")
-        return Verification(cl.verdict(), tuple(cl.checks))
-    distinct = sorted(set(texts))
-    if len(distinct) != 1:
-        cl.fail(
-            "format.qr-found",
-            "no-qr" if not distinct else "several-qr",
-            f"found {len(distinct)} different QR codes, expected exactly one",
-        )
-        return Verification(cl.verdict(), tuple(cl.checks))
-    cl.ok("format.qr-found", "one QR code")
-    inner = verify_qr_text(distinct[0], trust, at=at)
-    return Verification(_merge(cl, inner.checks), tuple(cl.checks), inner.number, inner.summary)
-
-
-def _merge(cl: _Checklist, checks: Sequence[Check]) -> Verdict:
-    cl.checks.extend(checks)
-    return cl.verdict()
-
-
-def verify_number(typed: str, trust: Trust) -> Verification:
-    """Look a typed report number up in the issuer's registry."""
-    cl = _Checklist()
-    number = numbers.parse(typed)
-    if number is None:
-        cl.fail(
-            "format.number",
-            "bad-number",
-            f"{typed[:40]!r} is not a report number (shape or check character wrong)",
-        )
-        return Verification(cl.verdict(), tuple(cl.checks))
-    cl.ok("format.number", number)
-    if not number.startswith(trust.own.code):
-        cl.add(
-            "issuer.number",
-            Status.INDETERMINATE,
-            "other-issuer",
-            f"{number} was issued by {number[:6]}, ask that city's registry",
-        )
-        return Verification(cl.verdict(), tuple(cl.checks), number)
-    if trust.own.registry is None:
-        cl.add(
-            "status.registry",
-            Status.INDETERMINATE,
-            "no-registry",
-            "a number can only be checked against the issuer's registry, and none is at hand",
-        )
-    else:
-        _check_status(number, None, trust.own, cl)
-    return Verification(cl.verdict(), tuple(cl.checks), number)
-
-
-def verify_pdf(
-    data: bytes, trust: Trust, *, at: datetime, rasterise: Callable[[bytes], list] | None = None
-) -> Verification:
-    """Verify a report PDF: PAdES signature, embedded envelope, the QR on every page, and that
-    all three speak of the same report."""
-    cl = _Checklist()
-    if len(data) > MAX_PDF:
-        cl.fail("format.pdf", "too-large", f"{len(data):,} bytes, at most {MAX_PDF:,}")
-        return Verification(cl.verdict(), tuple(cl.checks))
-    if not data.startswith(b"%PDF-"):
-        cl.fail("format.pdf", "not-pdf", "the file does not start with %PDF-")
-        return Verification(cl.verdict(), tuple(cl.checks))
-    pades_kid = _check_pades(data, trust, at, cl)
-    envelope = _embedded_envelope(data, cl)
-    doc = signed = None
-    if envelope is not None:
-        signed = _verify_cose(envelope, trust, cl, "envelope")
+    def pdf(self, data: bytes) -> Verification:
+        cl = Checklist()
+        # 1. a readable PDF
+        try:
+            reader = extract.open_pdf(data)
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
+            return cl.result()
+        cl.ok("format.pdf", "readable PDF")
+        # 2. the PAdES signature
+        pades_kid = checks.pades(reader, self.trust, self.at, cl)
+        # 3. the embedded, signed document
+        doc = signed = None
+        try:
+            envelope = extract.embedded_envelope(reader)
+            cl.ok("format.envelope", f"report.cose attached ({len(envelope):,} bytes)")
+            signed = checks.signature(envelope, self.trust, cl, "envelope")
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
         if signed is not None:
             try:
-                doc = document_mod.from_data(cbor2.loads(signed.payload))
+                doc = read_document(signed.payload)
                 cl.ok("format.document", f"report {doc.number}")
-            except Exception:
+            except DecodeError as exc:
+                checks.decode_failed(cl, exc)
+        if doc is not None and signed is not None:
+            checks.issuer_named(doc.issuer_code, doc.number, signed, cl, "envelope")
+            checks.key_at_issue(signed, doc.issued_at, cl, "envelope")
+            if pades_kid is not None and pades_kid != signed.kid:
                 cl.fail(
-                    "format.document", "bad-document", "envelope payload is not a report document"
+                    "consistency.pades-envelope",
+                    Reason.SIGNER_MISMATCH,
+                    f"PDF signed by {pades_kid.hex()}, envelope by {signed.kid.hex()}",
                 )
-            if doc is not None:
-                _check_key(signed, doc.issued_at, cl)
-                if pades_kid is not None and pades_kid != signed.kid:
-                    cl.fail(
-                        "consistency.pades-envelope",
-                        "signer-mismatch",
-                        f"PDF signed by {pades_kid.hex()}, envelope by {signed.kid.hex()}",
-                    )
-    texts = _page_qr_texts(data, rasterise)
-    found = {t for page in texts for t in page}
-    if not texts or any(len(page) != 1 for page in texts) or len(found) != 1:
-        cl.fail(
-            "consistency.qr-pages",
-            "qr-pages-differ",
-            f"{len(texts)} page(s), QR codes per page {[len(p) for p in texts]}, "
-            f"{len(found)} distinct; expected the same single QR on every page",
-        )
-    else:
-        cl.ok("consistency.qr-pages", f"the same QR on all {len(texts)} page(s)")
-        claims, _ = _qr_claims(found.pop(), trust, at, cl)
+        # 4. the QR on every page, and that it speaks of the embedded document
+        pages = extract.page_qr_texts(data)
+        distinct = {t for page in pages for t in page}
+        claims = None
+        if not pages or any(len(page) != 1 for page in pages) or len(distinct) != 1:
+            cl.fail(
+                "consistency.qr-pages",
+                Reason.QR_PAGES_DIFFER,
+                f"{len(pages)} page(s), QR codes per page {[len(p) for p in pages]}, "
+                f"{len(distinct)} distinct; expected the same single QR on every page",
+            )
+        else:
+            cl.ok("consistency.qr-pages", f"the same QR on all {len(pages)} page(s)")
+            decoded = self._qr_claims(distinct.pop(), cl)
+            claims = decoded[0] if decoded else None
         if claims is not None and doc is not None:
-            summary = claims[SUMMARY_CLAIM]
-            if summary["h"] == doc.digest() and claims[7] == doc.number.encode():
+            if claims.summary.digest == doc.digest() and claims.number == doc.number:
                 cl.ok("consistency.qr-envelope", "QR digest and number match the embedded document")
             else:
                 cl.fail(
                     "consistency.qr-envelope",
-                    "qr-envelope-mismatch",
+                    Reason.QR_ENVELOPE_MISMATCH,
                     "the QR speaks of another document than the one embedded",
                 )
-    if doc is not None and signed is not None:
-        _check_status(doc.number, doc.digest(), signed.issuer, cl)
-        _check_partner(signed.issuer, doc.issued_at, at, list(doc.domains_requested), cl)
-    return Verification(cl.verdict(), tuple(cl.checks), doc.number if doc else None, None, doc)
-
-
-MM = 72 / 25.4  # PDF points per millimetre
-QR_CORNER_MM = (70, 60)  # our pages print the QR in the bottom-right 70 × 60 mm (docs/report.md)
-
-
-def _page_qr_texts(data: bytes, rasterise: Callable[[bytes], list] | None) -> list[list[str]]:
-    """The QR texts on each page. Our layout puts the QR in the bottom-right corner, so that corner
-    is read first at 250 dpi (a tenth of the page's pixels); a page where nothing is found there
-    is read whole at 300 dpi."""
-    if rasterise is not None:
-        return read_qr_texts(rasterise(data))
-    import pypdfium2
-
-    try:
-        pdf = pypdfium2.PdfDocument(data)
-    except Exception:
-        return []
-    try:
-        texts = []
-        for page in pdf:
-            width, height = page.get_size()
-            crop = (width - QR_CORNER_MM[0] * MM, 0, 0, height - QR_CORNER_MM[1] * MM)
-            corner = page.render(scale=250 / 72, crop=crop).to_pil().convert("L")
-            found = read_qr_texts([corner])[0]
-            if not found:
-                found = read_qr_texts([page.render(scale=300 / 72).to_pil().convert("L")])[0]
-            texts.append(found)
-        return texts
-    finally:
-        pdf.close()
-
-
-def _check_pades(data: bytes, trust: Trust, at: datetime, cl: _Checklist) -> bytes | None:
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
-
-    try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        if reader.encrypted:
-            cl.fail("format.pdf", "encrypted", "the PDF is encrypted; reports never are")
-            return None
-        reader.root  # noqa: B018 - parse the catalog now: a broken file fails here
-    except Exception as exc:
-        cl.fail("format.pdf", "bad-pdf", f"not a readable PDF ({type(exc).__name__})")
-        return None
-    cl.ok("format.pdf", "readable PDF")
-    try:
-        sigs = reader.embedded_signatures
-    except Exception as exc:
-        cl.fail("integrity.pades", "pades-invalid", f"signature unreadable ({type(exc).__name__})")
-        return None
-    if len(sigs) != 1:
-        cl.fail("integrity.pades", "signature-count", f"{len(sigs)} signatures, expected 1")
-        return None
-    try:
-        signer = x509.load_der_x509_certificate(sigs[0].signer_cert.dump())
-    except Exception as exc:
-        cl.fail("integrity.pades", "pades-invalid", f"no readable signer ({type(exc).__name__})")
-        return None
-    kid = kid_of(signer)
-    known = trust.candidates(kid)
-    if not known:
-        cl.fail(
-            "issuer.pades-signer",
-            "unknown-key",
-            f"PDF signed by key {kid.hex()}, not a key of any known city",
-        )
-        return None
-    issuer = known[0][0]
-    cl.ok("issuer.pades-signer", f"PDF signed by key {kid.hex()} of {issuer.code}")
-    root = asn1_x509.Certificate.load(issuer.root.public_bytes(serialization.Encoding.DER))
-    try:
-        status = validate_pdf_signature(
-            sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False, moment=at)
-        )
-    except Exception as exc:
-        cl.fail(
-            "integrity.pades", "pades-invalid", f"signature not verifiable ({type(exc).__name__})"
-        )
-        return None
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
-
-    whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    if status.intact and status.valid and whole:
-        cl.ok("integrity.pades", "PAdES signature valid and covering the whole file")
-    else:
-        cl.fail(
-            "integrity.pades",
-            "pades-invalid",
-            f"intact={status.intact}, valid={status.valid}, coverage={status.coverage.name}; "
-            "expected an intact, valid signature over the entire file",
-        )
-    return kid
-
-
-def _embedded_envelope(data: bytes, cl: _Checklist) -> bytes | None:
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        names = reader.root["/Names"]["/EmbeddedFiles"]["/Names"]
-        for i in range(0, len(names), 2):
-            if str(names[i]) == "report.cose":
-                stream = names[i + 1]["/EF"]["/F"]
-                raw = stream.get_object()
-                if int(raw.get("/Length", 0)) > MAX_ENVELOPE:
-                    raise ValueError("too large")
-                envelope = raw.data
-                if len(envelope) > MAX_ENVELOPE:
-                    raise ValueError("too large")
-                cl.ok("format.envelope", f"report.cose attached ({len(envelope):,} bytes)")
-                return envelope
-    except Exception as exc:
-        cl.fail(
-            "format.envelope", "bad-envelope", f"cannot read report.cose ({type(exc).__name__})"
-        )
-        return None
-    cl.fail("format.envelope", "no-envelope", "no report.cose attached")
-    return None
-
-
-def trust_from_home(settings, registry: Registry | None, *, now: datetime) -> Trust:
-    """Our own city (pinned root, every signing key it made, its registry) and every partner whose
-    bundle we imported and that is still valid at `now`, with our agreement with it."""
-    from creditcert.trust.keys import KeyStore
-    from creditcert.trust.partners import PartnerError, PartnerStore
-
-    keys = KeyStore(settings.home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    issuers = [
-        KnownIssuer(
-            settings.issuer.admin_code,
-            keys.root(),
-            tuple(keys.certificates()),
-            own=True,
-            registry=registry,
-        )
-    ]
-    partners = PartnerStore(settings.home, settings.catalog)
-    for code in partners.codes():
-        try:
-            bundle = partners.bundle(code, now=now)
-        except PartnerError:
-            continue  # an expired or broken bundle: its reports are from an unknown key
-        issuers.append(
-            KnownIssuer(
-                code,
-                bundle.root,
-                bundle.signers,
-                own=False,
-                revoked=bundle.revoked,
-                catalog=bundle.catalog,
-                agreement=partners.agreement(code, bundle.catalog),
-            )
-        )
-    return Trust(tuple(issuers))
-
-
-def _qr_domains(summary: dict, issuer: KnownIssuer, cl: _Checklist) -> list[str] | None:
-    """The domain codes a QR's bitmap names, in the issuer's catalog order."""
-    if issuer.own:
-        return None
-    cat = issuer.catalog
-    if (summary.get("ci"), summary.get("cv")) != (cat.id, cat.version):
-        cl.add(
-            "scope.catalog",
-            Status.INDETERMINATE,
-            "catalog-mismatch",
-            f"QR names catalog {summary.get('ci')} {summary.get('cv')}, the partner's bundle "
-            f"carries {cat.id} {cat.version}",
-        )
-        return None
-    bitmap = summary.get("dm", b"")
-    return [
-        c
-        for i, c in enumerate(cat.codes)
-        if i // 8 < len(bitmap) and bitmap[i // 8] & (0x80 >> (i % 8))
-    ]
-
-
-def _check_partner(
-    issuer: KnownIssuer, issued: datetime, at: datetime, domains: list[str] | None, cl: _Checklist
-) -> None:
-    """A partner's report counts only under a live agreement, and only for mapped domains."""
-    if issuer.own:
-        return
-    agreement = issuer.agreement
-    if agreement is None:
-        cl.fail(
-            "agreement.live", "no-agreement", f"no mutual-recognition agreement with {issuer.code}"
-        )
-        return
-    if not agreement.live(issued.date()):
-        cl.fail(
-            "agreement.live",
-            "not-live-at-issue",
-            f"issued {issued:%Y-%m-%d}, agreement runs {agreement.start} to {agreement.end}",
-        )
-    elif not agreement.live(at.astimezone(SHANGHAI).date()):
-        cl.fail(
-            "agreement.live",
-            "agreement-ended",
-            f"agreement with {issuer.code} runs {agreement.start} to {agreement.end}",
-        )
-    else:
-        cl.ok(
-            "agreement.live", f"agreement with {issuer.code}, {agreement.start} to {agreement.end}"
-        )
-    if domains is None:
-        return
-    mapped = [f"{d}→{agreement.mapping[d]}" for d in domains if d in agreement.mapping]
-    missing = [d for d in domains if d not in agreement.mapping]
-    if not mapped:
-        cl.fail(
-            "scope.domains",
-            "no-domain-recognised",
-            f"none of the report's {len(domains)} domains is covered by the agreement",
-        )
-        return
-    cl.partial = bool(missing)
-    cl.ok(
-        "scope.domains",
-        f"{len(mapped)} of {len(domains)} domains recognised"
-        + (f"; not covered: {', '.join(missing)}" if missing else ""),
-    )
+        # 5–6. validity, status and scope, from the signed document (else from the QR)
+        if doc is not None:
+            checks.validity(doc.issued_at, doc.valid_until, self.at, cl)
+        elif claims is not None:
+            checks.validity(*claims.validity(SHANGHAI), self.at, cl)
+        if doc is not None and signed is not None:
+            signed.issuer.check_status(doc.number, doc.digest(), cl)
+            signed.issuer.check_scope(doc.issued_at, self.at, list(doc.domains_requested), cl)
+        return cl.result(number=doc.number if doc else None, document=doc)

@@ -4,8 +4,8 @@
 
 Each case: `description` (VALID:/INVALID:), `kind` (qr, image, number, pdf), `input` (text, or
 base64 for files), `clock` (RFC 3339 UTC), `trust` (file name of the trust context in this folder)
-and `expected`: the verdict and the failed steps with their reason codes (the verifier may report
-more failures; these must be among them). A partner's verifier is tested by feeding it every case.
+and `expected`: the verdict and steps that did not pass, with their reason codes (the verifier may
+report more; these must be among them). tests/vectors/README.md describes the files. A partner's verifier is tested by feeding it every case.
 The test PKI is made anew on each run; regenerating changes keys and signatures, never the rules.
 """
 
@@ -27,7 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
 
-from creditcert.envelope import sealing
+from creditcert.envelope import cose
+from creditcert.envelope import qr as qr_format
+from creditcert.envelope import report as report_envelope
 from creditcert.issue import pades
 from creditcert.issue.render import Renderer, qr_png
 from creditcert.model import report_number as numbers
@@ -35,6 +37,9 @@ from creditcert.trust.keys import KeyStore, Signer, kid_of
 
 from .report_vectors import CATALOG, ISSUED, document
 
+FORMAT = (
+    2  # 2: unique step ids (issuer.*.qr), unreadable inputs are cannot-decide, bundles as checks
+)
 OUT = Path(__file__).resolve().parent / "hostile"
 CLOCK = ISSUED + timedelta(days=1)
 PEM = serialization.Encoding.PEM
@@ -57,7 +62,7 @@ def unwrap(text: str) -> bytes:
 
 
 def resign(payload: bytes, signer: Signer) -> bytes:
-    return sealing.sign1(payload, signer)
+    return cose.sign1(payload, signer)
 
 
 def expired_signer(store: KeyStore, tmp: Path) -> Signer:
@@ -107,7 +112,7 @@ def main() -> None:
         trust_file("trust-wrong-root", other.root(), [signer.certificate])
 
         doc = document("210100-2607-TESTTEST-6", signer.kid)
-        good = sealing.qr_payload(doc, signer, CATALOG)
+        good = qr_format.encode(doc, signer, CATALOG)
         cose = good.cose
         tag = cbor2.loads(cose)
         protected, _, payload, signature = tag.value
@@ -121,7 +126,7 @@ def main() -> None:
             n += 1
             value = data if isinstance(data, str) else base64.b64encode(data).decode()
             body = {
-                "format": 1,
+                "format": FORMAT,
                 "description": description,
                 "kind": kind,
                 "input": value,
@@ -285,11 +290,11 @@ def main() -> None:
             "qr-unknown-city",
             "INVALID: signed by a city we do not know",
             "qr",
-            sealing.qr_payload(
+            qr_format.encode(
                 document("440900-2607-TESTTEST-0", stranger.kid), stranger, CATALOG
             ).text,
             "rejected",
-            {"issuer.key-known": "unknown-key"},
+            {"issuer.key-known.qr": "unknown-key"},
         )
         flipped = signature[:-1] + bytes([signature[-1] ^ 1])
         case(
@@ -301,7 +306,7 @@ def main() -> None:
             {"integrity.qr-signature": "bad-signature"},
         )
         other_doc = document("210100-2607-OTHEROTH-0", signer.kid, name="另一家公司")
-        other_payload = cbor2.loads(sealing.qr_payload(other_doc, signer, CATALOG).cose).value[2]
+        other_payload = cbor2.loads(qr_format.encode(other_doc, signer, CATALOG).cose).value[2]
         case(
             "qr-swapped-payload",
             "INVALID: another report's claims under this signature",
@@ -334,20 +339,20 @@ def main() -> None:
             "qr",
             text,
             "rejected",
-            {"issuer.chain": "not-issued-by-root"},
+            {"issuer.chain.qr": "not-issued-by-root"},
             trust="trust-wrong-root",
         )
         case(
             "qr-expired-key",
             "INVALID: signed with a key whose certificate had expired",
             "qr",
-            sealing.qr_payload(
+            qr_format.encode(
                 document("210100-2607-TESTTEST-6", old_signer.kid), old_signer, CATALOG
             ).text,
             "rejected",
-            {"issuer.key-valid-at-issue": "key-not-valid-at-issue"},
+            {"issuer.key-valid-at-issue.qr": "key-not-valid-at-issue"},
         )
-        no_summary = {k: v for k, v in claims.items() if k != sealing.SUMMARY_CLAIM}
+        no_summary = {k: v for k, v in claims.items() if k != qr_format.Claim.SUMMARY}
         case(
             "qr-no-summary",
             "INVALID: CWT without the summary claim",
@@ -370,7 +375,7 @@ def main() -> None:
             "qr",
             wrap(resign(cbor2.dumps({**claims, 1: "110000"}), signer)),
             "rejected",
-            {"issuer.iss": "issuer-mismatch"},
+            {"issuer.iss.qr": "issuer-mismatch"},
         )
 
         # --- images ------------------------------------------------------------------------
@@ -388,18 +393,18 @@ def main() -> None:
             "INVALID: a blank page",
             "image",
             png(Image.new("L", (500, 500), 255)),
-            "rejected",
+            "cannot-decide",
             {"format.qr-found": "no-qr"},
         )
         both = Image.new("L", (900, 450), 255)
         both.paste(qr_image(text), (10, 20))
-        both.paste(qr_image(sealing.qr_payload(other_doc, signer, CATALOG).text), (470, 20))
+        both.paste(qr_image(qr_format.encode(other_doc, signer, CATALOG).text), (470, 20))
         case(
             "image-two-reports",
             "INVALID: QR codes of two different reports",
             "image",
             png(both),
-            "rejected",
+            "cannot-decide",
             {"format.qr-found": "several-qr"},
         )
         case(
@@ -407,7 +412,7 @@ def main() -> None:
             "INVALID: 20,000 × 20,000 pixels",
             "image",
             png(Image.new("1", (20_000, 20_000), 1)),
-            "rejected",
+            "cannot-decide",
             {"format.image": "image-too-large"},
         )
         case(
@@ -415,7 +420,7 @@ def main() -> None:
             "INVALID: bytes that are no image",
             "image",
             b"GIF89a\x00junk",
-            "rejected",
+            "cannot-decide",
             {"format.image": "not-an-image"},
         )
 
@@ -437,7 +442,7 @@ def main() -> None:
             "number",
             numbers.format_number(other19 + numbers.check_character(other19)),
             "cannot-decide",
-            {},
+            {"issuer.number": "other-issuer"},
         )
         case(
             "number-garbage",
@@ -450,7 +455,7 @@ def main() -> None:
 
         # --- PDF ---------------------------------------------------------------------------
         renderer = Renderer()
-        envelope = sealing.envelope(doc, signer)
+        envelope = report_envelope.seal(doc, signer)
         pdf = pades.sign_pdf(renderer.render(doc, text, envelope), signer)
         case("pdf-valid", "VALID: a genuine report PDF", "pdf", pdf, "accepted")
         body = bytearray(pdf)
@@ -511,11 +516,11 @@ def main() -> None:
             "INVALID: a file that is not a PDF",
             "pdf",
             b"PK\x03\x04 a zip",
-            "rejected",
+            "cannot-decide",
             {"format.pdf": "not-pdf"},
         )
         other_pdf = pades.sign_pdf(
-            renderer.render(doc, sealing.qr_payload(other_doc, signer, CATALOG).text, envelope),
+            renderer.render(doc, qr_format.encode(other_doc, signer, CATALOG).text, envelope),
             signer,
         )
         case(
@@ -537,7 +542,7 @@ def main() -> None:
         )
         # a genuine PDF whose attached envelope is swapped for another subject's
         with pikepdf.open(io.BytesIO(pdf)) as p:
-            other_envelope = sealing.envelope(other_doc, signer)
+            other_envelope = report_envelope.seal(other_doc, signer)
             for spec in p.Root.AF:
                 if str(spec.get("/F", "")) == "report.cose":
                     spec.EF.F.write(other_envelope)
@@ -554,7 +559,7 @@ def main() -> None:
         pasted = pades.sign_pdf(
             renderer.render(
                 doc,
-                sealing.qr_payload(
+                qr_format.encode(
                     document("440900-2607-TESTTEST-0", stranger.kid), stranger, CATALOG
                 ).text,
                 envelope,
@@ -567,15 +572,23 @@ def main() -> None:
             "pdf",
             pasted,
             "rejected",
-            {"issuer.key-known": "unknown-key"},
+            {"issuer.key-known.qr": "unknown-key"},
         )
 
         # --- partner bundles (kind "bundle": `pin` and `sequence_after` say how to import) ----
+        BUNDLE_STEPS = {
+            "pin-mismatch": "trust.pin",
+            "bad-signature": "integrity.bundle-signature",
+            "not-valid-now": "validity.bundle",
+            "stale-sequence": "status.sequence",
+            "malformed": "format.bundle",
+        }
+
         def bundle_case(name, description, data, pin, reason, *, clock=CLOCK, after=0):
             nonlocal n
             n += 1
             body = {
-                "format": 1,
+                "format": FORMAT,
                 "description": description,
                 "kind": "bundle",
                 "input": base64.b64encode(data).decode(),
@@ -584,7 +597,7 @@ def main() -> None:
                 "clock": utc(clock),
                 "expected": {
                     "verdict": "accepted" if reason is None else "rejected",
-                    "reason": reason,
+                    "failed": {BUNDLE_STEPS[reason]: reason} if reason else {},
                 },
             }
             (OUT / f"{n:02d}-{name}.json").write_text(json.dumps(body, indent=1) + "\n")
@@ -593,7 +606,7 @@ def main() -> None:
         from creditcert.registry import SqliteRegistry
         from creditcert.resources import default_catalog_path
         from creditcert.rules import catalog as catalog_mod
-        from creditcert.trust.partners import export_bundle
+        from creditcert.trust.bundles import export_bundle
 
         settings = Settings(
             tmp,

@@ -23,7 +23,8 @@ import base45
 import cbor2
 from cryptography.hazmat.primitives import serialization
 
-from creditcert.envelope import sealing
+from creditcert.envelope import qr as qr_format
+from creditcert.envelope import report as report_envelope
 from creditcert.issue.render import qr_png
 from creditcert.model.clock import SHANGHAI
 from creditcert.model.document import DomainSection, Period, RecordEntry, ReportDocument
@@ -114,8 +115,8 @@ def case(
     text: str | None = None,
     expected: dict,
 ) -> None:
-    envelope = sealing.envelope(doc, signer)
-    qr = sealing.qr_payload(doc, signer, CATALOG)
+    envelope = report_envelope.seal(doc, signer)
+    qr = qr_format.encode(doc, signer, CATALOG)
     cose = qr.cose
     text = text if text is not None else qr.text
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
@@ -209,7 +210,7 @@ def main() -> None:
             expected={**ok, "expiry_check": False},
             description="INVALID: clock one second before iat",
         )
-        qr = sealing.qr_payload(doc, signer, CATALOG).text
+        qr = qr_format.encode(doc, signer, CATALOG).text
         case(
             "invalid-prefix",
             doc,
