@@ -16,8 +16,9 @@ import pytest
 from creditcert import config
 from creditcert import lookup as records
 from creditcert.data import sample
+from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
-from creditcert.data.store import Store, dataset_path, rebuild_index, subjects_path
+from creditcert.data.store import Store, dataset_path, subjects_path
 from creditcert.issue import issuer as issue
 from creditcert.issue import pades
 from creditcert.issue.render import Renderer

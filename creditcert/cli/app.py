@@ -858,7 +858,7 @@ def register_import(
 @data_app.command("reindex")
 def data_reindex(home: HomeOpt = None) -> None:
     """Rebuild the lookup index from the Parquet datasets."""
-    from creditcert.data.store import rebuild_index
+    from creditcert.data.index import rebuild_index
 
     settings = _settings(home)
     rebuild_index(settings.data_dir, settings.catalog)

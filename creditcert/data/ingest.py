@@ -26,17 +26,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from creditcert.data.index import append_to_index, bounded, rebuild_index, signature, write_parquet
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
-from creditcert.data.store import (
-    INDEX_NAME,
-    append_to_index,
-    bounded,
-    dataset_path,
-    rebuild_index,
-    signature,
-    subjects_path,
-    write_parquet,
-)
+from creditcert.data.store import INDEX_NAME, dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 from creditcert.resources import ingest_columns_path

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from creditcert.data.index import bounded, refresh_subjects, write_parquet
 from creditcert.data.ingest import (
     ColumnMap,
     RowError,
@@ -25,7 +26,7 @@ from creditcert.data.ingest import (
     write_quarantine,
 )
 from creditcert.data.schema import SUBJECT_COLUMNS, select_list
-from creditcert.data.store import bounded, refresh_subjects, subjects_path, write_parquet
+from creditcert.data.store import subjects_path
 from creditcert.errors import DataError
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
