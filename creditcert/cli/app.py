@@ -784,7 +784,8 @@ def ingest(
 
     Exit 0 when every row was accepted or already present, 1 when some were quarantined.
     """
-    from creditcert.data.ingest import ColumnMap, ingest_file
+    from creditcert.data.exports import ColumnMap
+    from creditcert.data.ingest import ingest_file
     from creditcert.rules.vocab import Kind
 
     settings = _settings(home)

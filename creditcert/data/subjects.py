@@ -16,8 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from creditcert.data.index import bounded, refresh_subjects, write_parquet
-from creditcert.data.ingest import (
+from creditcert.data.exports import (
     ColumnMap,
     RowError,
     exclusive,
@@ -25,6 +24,7 @@ from creditcert.data.ingest import (
     read_rows,
     write_quarantine,
 )
+from creditcert.data.index import bounded, refresh_subjects, write_parquet
 from creditcert.data.schema import SUBJECT_COLUMNS, select_list
 from creditcert.data.store import subjects_path
 from creditcert.errors import DataError
