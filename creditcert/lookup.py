@@ -20,11 +20,10 @@ from creditcert.config import RepairPolicy, Settings
 from creditcert.data.store import Store, Subject
 from creditcert.errors import RequestError, SubjectError
 from creditcert.rules import codes
-from creditcert.rules.catalog import Catalog, CountingRules, Domain
+from creditcert.rules.catalog import MAX_YEARS, Catalog, CountingRules, Domain
 from creditcert.rules.vocab import Kind, LeftOut, PenaltyType
 
 LOOKUP_FORMAT = "creditcert.lookup/1"
-MAX_YEARS = 5
 
 
 @dataclass(frozen=True, slots=True)
