@@ -1,6 +1,7 @@
 """Issuing reports: keys, numbers, the document, the envelope and QR, the registry, the PDF."""
 
 import contextlib
+import json
 import multiprocessing
 import os
 import stat
@@ -180,6 +181,34 @@ def test_envelope_and_qr_verify_with_an_independent_cose(city_keys):
     summary = claims[sealing.SUMMARY_CLAIM]
     assert summary["h"] == doc.digest() and summary["sc"] == doc.subject_code
     assert sum(summary["dc"]) == doc.records_count and len(summary["dc"]) == 52
+
+
+def test_lookup_json_and_signed_document_state_the_same_records(city_keys):
+    """The lookup JSON and the signed document share one record encoding; they cannot drift."""
+    city, ks = city_keys
+    s = city.settings
+    report = issue_one(city, ks)  # a subject with records, all domains, three years
+    signed = cbor2.loads(pycose_verify(report.envelope, ks.signer(NOW).certificate).payload)
+    req = records.resolve_request(s.catalog, as_of=NOW.date(), all_domains=True, years=3)
+    with Store(s.data_dir, s.catalog) as st_:
+        found = records.lookup(st_, s, signed["subject_code"], req)
+    looked = json.loads(json.dumps(found.to_json(), ensure_ascii=False))
+    assert looked["subject"]["credit_code"] == signed["subject_code"]
+    assert looked["requested"] == signed["requested"] and looked["period"] == signed["period"]
+    assert [d["code"] for d in looked["domains"]] == [d["code"] for d in signed["domains"]]
+    assert sum(len(d["records"]) for d in signed["domains"]) > 0
+    for ours, theirs in zip(looked["domains"], signed["domains"], strict=True):
+        assert [r["record_id"] for r in ours["records"]] == [
+            r["record_id"] for r in theirs["records"]
+        ]
+        assert ours["records"] == theirs["records"]  # every field, same values
+        assert ours["status"] == ("clean" if not theirs["records"] else "records")
+        assert ours["period"] == theirs["period"]
+        assert ours["clipped_by_window"] == theirs["clipped_by_window"]
+        assert ours["left_out"] == dict(theirs["left_out"])
+        assert datetime.fromisoformat(ours["data_cutoff"]) == datetime.fromisoformat(
+            theirs["data_cutoff"]
+        )
 
 
 def test_qr_stays_small_for_52_domains_and_a_long_name(city_keys):
