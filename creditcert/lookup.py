@@ -13,33 +13,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from creditcert.config import RepairPolicy, Settings
 from creditcert.data.store import Store, Subject
 from creditcert.errors import RequestError, SubjectError
+from creditcert.model.clock import SHANGHAI
+from creditcert.model.document import DomainSection, Period, RecordEntry, plain
 from creditcert.rules import codes
-from creditcert.rules.catalog import Catalog, CountingRules, Domain
+from creditcert.rules.catalog import MAX_YEARS, Catalog, CountingRules, Domain
 from creditcert.rules.vocab import Kind, LeftOut, PenaltyType
 
 LOOKUP_FORMAT = "creditcert.lookup/1"
-MAX_YEARS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """A closed interval of days."""
-
-    start: date
-    end: date
-
-    def __post_init__(self) -> None:
-        if self.start > self.end:
-            raise RequestError(f"period starts {self.start} after it ends {self.end}")
-
-    def __contains__(self, day: date) -> bool:
-        return self.start <= day <= self.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,43 +38,31 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """One counted record with its evidence fields. `repaired` records carry the 已修复 mark."""
-
-    record_id: str
-    kind: Kind
-    tier: str
-    simplified: bool
-    decision_no: str
-    authority: str
-    source_unit: str
-    decision_date: date
-    penalty_types: tuple[PenaltyType, ...]
-    penalty_content: str
-    fine_amount: Decimal | None
-    facts: str
-    legal_basis: str
-    publicity_end: date | None
-    repair_date: date | None
-    disputed: bool
-
-    @property
-    def repaired(self) -> bool:
-        return self.repair_date is not None
-
-
-@dataclass(frozen=True, slots=True)
 class DomainFindings:
     domain: Domain
     period: Period  # the period this domain actually covers
     clipped_by_window: bool  # True when the domain's window shortened the period
     data_cutoff: datetime
-    records: tuple[Record, ...]
+    records: tuple[RecordEntry, ...]  # newest first, as the report states them
     left_out: dict[LeftOut, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
         return not self.records
+
+    def section(self) -> DomainSection:
+        """This domain's section of a report document."""
+        return DomainSection(
+            code=self.domain.code,
+            zh=self.domain.zh,
+            en=self.domain.en,
+            department=self.domain.department,
+            period=self.period,
+            clipped_by_window=self.clipped_by_window,
+            data_cutoff=self.data_cutoff.astimezone(SHANGHAI),
+            records=self.records,
+            left_out=tuple((reason.value, n) for reason, n in self.left_out.items()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +99,8 @@ class Findings:
             "code_warnings": list(self.code_warnings),
             "purpose": self.purpose,
             "as_of": self.as_of.isoformat(),
-            "requested": _period_json(self.requested),
-            "period": _period_json(self.period),
+            "requested": plain(self.requested),
+            "period": plain(self.period),
             "clipped_to_complete_from": self.clipped_to_complete_from,
             "data_cutoff": self.data_cutoff.isoformat(),
             "repair_policy": self.repair_policy.value,
@@ -140,41 +113,23 @@ class Findings:
         }
 
 
-def _period_json(p: Period) -> dict[str, str]:
-    return {"start": p.start.isoformat(), "end": p.end.isoformat()}
-
-
 def _domain_json(d: DomainFindings) -> dict[str, Any]:
     return {
         "code": d.domain.code,
         "status": "clean" if d.clean else "records",
-        "period": _period_json(d.period),
+        "period": plain(d.period),
         "clipped_by_window": d.clipped_by_window,
         "data_cutoff": d.data_cutoff.isoformat(),
-        "records": [
-            {
-                "record_id": r.record_id,
-                "kind": r.kind.value,
-                "tier": r.tier,
-                "simplified": r.simplified,
-                "decision_no": r.decision_no,
-                "authority": r.authority,
-                "source_unit": r.source_unit,
-                "decision_date": r.decision_date.isoformat(),
-                "penalty_types": [t.value for t in r.penalty_types],
-                "penalty_content": r.penalty_content,
-                "fine_amount": None if r.fine_amount is None else str(r.fine_amount),
-                "facts": r.facts,
-                "legal_basis": r.legal_basis,
-                "publicity_end": r.publicity_end.isoformat() if r.publicity_end else None,
-                "repaired": r.repaired,
-                "repair_date": r.repair_date.isoformat() if r.repair_date else None,
-                "disputed": r.disputed,
-            }
-            for r in d.records
-        ],
+        "records": plain(d.records),  # the report document's own encoding of each record
         "left_out": {reason.value: n for reason, n in d.left_out.items()},
     }
+
+
+def _period(start: date, end: date) -> Period:
+    """The days from start to end, or a RequestError when it starts after it ends."""
+    if start > end:
+        raise RequestError(f"period starts {start} after it ends {end}")
+    return Period(start, end)
 
 
 def years_back(as_of: date, years: int) -> date:
@@ -219,12 +174,12 @@ def resolve_request(
     if start is not None or end is not None:
         if start is None:
             raise RequestError("a period needs a start date (--from)")
-        period = Period(start, end or as_of)
+        period = _period(start, end or as_of)
     else:
         n = years if years is not None else (preset.years if preset else 3)
         if not 1 <= n <= MAX_YEARS:
             raise RequestError(f"years must be from 1 to {MAX_YEARS}, got {n}")
-        period = Period(years_back(as_of, n), as_of)
+        period = _period(years_back(as_of, n), as_of)
     if period.end > as_of:
         raise RequestError(f"period ends {period.end}, after the as-of date {as_of}")
     earliest = years_back(as_of, MAX_YEARS)
@@ -267,12 +222,12 @@ def lookup(store: Store, settings: Settings, raw_code: str, request: Request) ->
             f"period ends {request.period.end}, before the data is complete "
             f"({settings.complete_from}); nothing can be reported for it"
         )
-    covered = Period(max(request.period.start, settings.complete_from), request.period.end)
+    covered = _period(max(request.period.start, settings.complete_from), request.period.end)
     rows = store.records(subject.credit_code, request.domains)
     findings = []
     for domain in request.domains:
         window_start = years_back(request.as_of, domain.rules.window_years)
-        period = Period(max(covered.start, window_start), covered.end)
+        period = _period(max(covered.start, window_start), covered.end)
         counted, left_out = _apply_rules(
             rows[domain.code], domain.rules, period, request.as_of, settings.repair_policy
         )
@@ -302,8 +257,8 @@ def lookup(store: Store, settings: Settings, raw_code: str, request: Request) ->
 
 def _apply_rules(
     rows: list[dict], rules: CountingRules, period: Period, as_of: date, policy: RepairPolicy
-) -> tuple[tuple[Record, ...], dict[LeftOut, int]]:
-    counted: list[Record] = []
+) -> tuple[tuple[RecordEntry, ...], dict[LeftOut, int]]:
+    counted: list[RecordEntry] = []
     left_out: Counter[LeftOut] = Counter()
     for row in rows:
         reason = why_left_out(row, rules, period, as_of, policy)
@@ -343,23 +298,26 @@ def why_left_out(
     return None
 
 
-def _record(row: dict, as_of: date) -> Record:
+def _record(row: dict, as_of: date) -> RecordEntry:
+    """A counted row as the report states it: plain values, the fine as a decimal string."""
     repair = row["repair_date"] if row["repair_date"] and row["repair_date"] <= as_of else None
-    return Record(
+    fine = row["fine_amount"]
+    return RecordEntry(
         record_id=row["record_id"],
-        kind=Kind(row["kind"]),
+        kind=Kind(row["kind"]).value,
         tier=row["tier"],
         simplified=bool(row["simplified"]),
         decision_no=row["decision_no"],
         authority=row["authority"],
         source_unit=row["source_unit"],
         decision_date=row["decision_date"],
-        penalty_types=tuple(PenaltyType(t) for t in row["penalty_types"] or ()),
+        penalty_types=tuple(PenaltyType(t).value for t in row["penalty_types"] or ()),
         penalty_content=row["penalty_content"] or "",
-        fine_amount=row["fine_amount"],
+        fine_amount=None if fine is None else f"{fine:.2f}",
         facts=row["facts"],
         legal_basis=row["legal_basis"] or "",
         publicity_end=row["publicity_end"],
+        repaired=repair is not None,
         repair_date=repair,
         disputed=bool(row["disputed"]),
     )

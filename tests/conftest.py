@@ -16,8 +16,9 @@ import pytest
 from creditcert import config
 from creditcert.city import City as CityApi
 from creditcert.data import sample
+from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
-from creditcert.data.store import dataset_path, rebuild_index, subjects_path
+from creditcert.data.store import dataset_path, subjects_path
 from creditcert.model.clock import SHANGHAI
 
 AS_OF = date(2026, 7, 1)

@@ -45,7 +45,7 @@ def test_every_rule_leaves_out_the_right_record(hand_city):
     assert [r.decision_no for r in repaired] == ["沈市监罚〔2025〕7号"]
     assert [r.disputed for r in mr.records].count(True) == 1
     tr = f["transport"]
-    assert len(tr.records) == 1 and tr.records[0].fine_amount == 20000
+    assert len(tr.records) == 1 and tr.records[0].fine_amount == "20000.00"
     assert tr.left_out == {LeftOut.TIER_NOT_COUNTED: 1, LeftOut.BELOW_FINE_THRESHOLD: 1}
     tax = f["taxation"]
     assert tax.clipped_by_window and tax.period.start == date(2023, 7, 2)

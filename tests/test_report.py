@@ -1,6 +1,7 @@
 """Issuing reports: keys, numbers, the document, the envelope and QR, the registry, the PDF."""
 
 import contextlib
+import json
 import multiprocessing
 import os
 import stat
@@ -170,6 +171,33 @@ def test_envelope_and_qr_verify_with_an_independent_cose(issued):
     summary = claims[-65537]  # the summary claim (docs/report.md §3)
     assert summary["h"] == doc.digest() and summary["sc"] == doc.subject_code
     assert sum(summary["dc"]) == doc.records_count and len(summary["dc"]) == 52
+
+
+def test_lookup_json_and_signed_document_state_the_same_records(issued):
+    """The lookup JSON and the signed document share one record encoding; they cannot drift."""
+    city = issued["city"]
+    report, _ = issued["busy"]  # a subject with records, all domains, five years
+    cert = city.keys.signer(issued_at(report)).certificate
+    signed = cbor2.loads(pycose_verify(report.envelope, cert).payload)
+    request = city.request(as_of=issued_at(report).date(), all_domains=True, years=5)
+    found = city.lookup(signed["subject_code"], request)
+    looked = json.loads(json.dumps(found.to_json(), ensure_ascii=False))
+    assert looked["subject"]["credit_code"] == signed["subject_code"]
+    assert looked["requested"] == signed["requested"] and looked["period"] == signed["period"]
+    assert [d["code"] for d in looked["domains"]] == [d["code"] for d in signed["domains"]]
+    assert sum(len(d["records"]) for d in signed["domains"]) > 0
+    for ours, theirs in zip(looked["domains"], signed["domains"], strict=True):
+        assert [r["record_id"] for r in ours["records"]] == [
+            r["record_id"] for r in theirs["records"]
+        ]
+        assert ours["records"] == theirs["records"]  # every field, same values
+        assert ours["status"] == ("clean" if not theirs["records"] else "records")
+        assert ours["period"] == theirs["period"]
+        assert ours["clipped_by_window"] == theirs["clipped_by_window"]
+        assert ours["left_out"] == dict(theirs["left_out"])
+        assert datetime.fromisoformat(ours["data_cutoff"]) == datetime.fromisoformat(
+            theirs["data_cutoff"]
+        )
 
 
 def test_qr_stays_small_for_52_domains_and_a_long_name(city_keys):

@@ -268,7 +268,8 @@ def ingest(
 
     Exit 0 when every row was accepted or already present, 1 when some were quarantined.
     """
-    from creditcert.data.ingest import ColumnMap, ingest_file
+    from creditcert.data.exports import ColumnMap
+    from creditcert.data.ingest import ingest_file
     from creditcert.rules.vocab import Kind
 
     city = open_city(home)
@@ -344,7 +345,7 @@ def register_import(
 @data_app.command("reindex")
 def data_reindex(home: HomeOpt = None) -> None:
     """Rebuild the lookup index from the Parquet datasets."""
-    from creditcert.data.store import rebuild_index
+    from creditcert.data.index import rebuild_index
 
     settings = open_city(home).settings
     rebuild_index(settings.data_dir, settings.catalog)

@@ -3,11 +3,13 @@ on the values themselves."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rich.console import Console
 from rich.table import Table
 
 from creditcert.lookup import Findings
-from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES
+from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES, Kind, PenaltyType
 from creditcert.verify.result import Verdict, Verification
 
 
@@ -51,9 +53,10 @@ def print_findings(console: Console, f: Findings) -> None:
             table.add_row(
                 r.decision_date.isoformat(),
                 r.decision_no,
-                KIND_NAMES[r.kind][0],
-                "、".join(PENALTY_NAMES[t][0] for t in r.penalty_types) or r.penalty_content,
-                f"{r.fine_amount:,.2f}" if r.fine_amount is not None else "",
+                KIND_NAMES[Kind(r.kind)][0],
+                "、".join(PENALTY_NAMES[PenaltyType(t)][0] for t in r.penalty_types)
+                or r.penalty_content,
+                f"{Decimal(r.fine_amount):,.2f}" if r.fine_amount is not None else "",
                 r.facts,
                 " ".join(marks),
             )

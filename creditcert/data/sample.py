@@ -17,8 +17,9 @@ import pyarrow as pa
 
 from creditcert.config import Issuer
 from creditcert.data.divisions import districts
+from creditcert.data.index import bounded, rebuild_index, write_parquet
 from creditcert.data.schema import RECORD_COLUMNS, select_list
-from creditcert.data.store import bounded, dataset_path, rebuild_index, subjects_path, write_parquet
+from creditcert.data.store import dataset_path, subjects_path
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
 from creditcert.rules.catalog import Catalog

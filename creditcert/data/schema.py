@@ -45,8 +45,8 @@ _ARROW_TYPES = {
     "DECIMAL(14,2)": pa.decimal128(14, 2),
 }
 RECORD_ARROW_SCHEMA = pa.schema([(n, _ARROW_TYPES[t]) for n, t in RECORD_COLUMNS])
+SUBJECT_ARROW_SCHEMA = pa.schema([(n, _ARROW_TYPES[t]) for n, t in SUBJECT_COLUMNS])
 RECORD_NAMES = tuple(name for name, _ in RECORD_COLUMNS)
-SUBJECT_NAMES = tuple(name for name, _ in SUBJECT_COLUMNS)
 ROW_GROUP_SIZE = 16_384  # small enough that DuckDB prunes a point lookup to one group per file
 CUTOFF_KEY = "creditcert.data_cutoff"  # Parquet key-value metadata: when the data was extracted
 

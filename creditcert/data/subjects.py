@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from creditcert.data.ingest import (
+from creditcert.data.exports import (
     ColumnMap,
     RowError,
     exclusive,
@@ -24,8 +24,9 @@ from creditcert.data.ingest import (
     read_rows,
     write_quarantine,
 )
-from creditcert.data.schema import SUBJECT_COLUMNS, select_list
-from creditcert.data.store import bounded, refresh_subjects, subjects_path, write_parquet
+from creditcert.data.index import bounded, refresh_subjects, write_parquet
+from creditcert.data.schema import SUBJECT_ARROW_SCHEMA, SUBJECT_COLUMNS, select_list
+from creditcert.data.store import subjects_path
 from creditcert.errors import DataError
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -44,16 +45,6 @@ STATUS_BY_TEXT = {
     "吊销，未注销": "revoked",
     "revoked": "revoked",
 }
-_ARROW = pa.schema(
-    [
-        ("credit_code", pa.string()),
-        ("name", pa.string()),
-        ("entity_type", pa.string()),
-        ("admin_division", pa.string()),
-        ("registered_on", pa.date32()),
-        ("status", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +148,7 @@ def import_register(
     target = subjects_path(data_dir)
     with exclusive(data_dir):
         con = bounded(duckdb.connect(), data_dir / ".spill")
-        con.register("incoming", pa.Table.from_pylist(good, schema=_ARROW))
+        con.register("incoming", pa.Table.from_pylist(good, schema=SUBJECT_ARROW_SCHEMA))
         cols = select_list(SUBJECT_COLUMNS)
         old = (
             f"SELECT {cols} FROM read_parquet($old)"

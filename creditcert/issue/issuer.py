@@ -20,7 +20,7 @@ from creditcert.issue.render import Renderer
 from creditcert.lookup import Findings
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
-from creditcert.model.document import DomainSection, Period, RecordEntry, ReportDocument
+from creditcert.model.document import ReportDocument
 from creditcert.registry import Entry, NumberTaken, RateLimited, Registry
 from creditcert.trust.keys import Signer
 
@@ -48,42 +48,6 @@ def build_document(
     catalog = settings.catalog
     purpose = catalog.purpose(findings.purpose) if findings.purpose else None
     validity = purpose.validity_days if purpose else DEFAULT_VALIDITY_DAYS
-    sections = []
-    for d in findings.domains:
-        sections.append(
-            DomainSection(
-                code=d.domain.code,
-                zh=d.domain.zh,
-                en=d.domain.en,
-                department=d.domain.department,
-                period=Period(d.period.start, d.period.end),
-                clipped_by_window=d.clipped_by_window,
-                data_cutoff=d.data_cutoff.astimezone(SHANGHAI),
-                records=tuple(
-                    RecordEntry(
-                        record_id=r.record_id,
-                        kind=r.kind.value,
-                        tier=r.tier,
-                        simplified=r.simplified,
-                        decision_no=r.decision_no,
-                        authority=r.authority,
-                        source_unit=r.source_unit,
-                        decision_date=r.decision_date,
-                        penalty_types=tuple(t.value for t in r.penalty_types),
-                        penalty_content=r.penalty_content,
-                        fine_amount=None if r.fine_amount is None else f"{r.fine_amount:.2f}",
-                        facts=r.facts,
-                        legal_basis=r.legal_basis,
-                        publicity_end=r.publicity_end,
-                        repaired=r.repaired,
-                        repair_date=r.repair_date,
-                        disputed=r.disputed,
-                    )
-                    for r in d.records
-                ),
-                left_out=tuple((reason.value, n) for reason, n in d.left_out.items()),
-            )
-        )
     issued = issued_at.astimezone(SHANGHAI).replace(microsecond=0)
     return ReportDocument(
         number=number,
@@ -98,8 +62,8 @@ def build_document(
         purpose_zh=purpose.zh if purpose else None,
         purpose_en=purpose.en if purpose else None,
         domains_requested=tuple(d.domain.code for d in findings.domains),
-        requested=Period(findings.requested.start, findings.requested.end),
-        period=Period(findings.period.start, findings.period.end),
+        requested=findings.requested,
+        period=findings.period,
         clipped_to_complete_from=findings.clipped_to_complete_from,
         complete_from=settings.complete_from,
         data_cutoff=findings.data_cutoff.astimezone(SHANGHAI),
@@ -110,7 +74,7 @@ def build_document(
         catalog_digest=catalog.digest,
         repair_policy=findings.repair_policy.value,
         code_warnings=findings.code_warnings,
-        domains=tuple(sections),
+        domains=tuple(d.section() for d in findings.domains),
     )
 
 

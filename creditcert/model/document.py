@@ -19,12 +19,19 @@ FORMAT = "creditcert.report/1"
 
 @dataclass(frozen=True, slots=True)
 class Period:
+    """A closed interval of days. Whoever takes one from a user checks start <= end."""
+
     start: date
     end: date
+
+    def __contains__(self, day: date) -> bool:
+        return self.start <= day <= self.end
 
 
 @dataclass(frozen=True, slots=True)
 class RecordEntry:
+    """One counted record as the report states it, and as the lookup produces it."""
+
     record_id: str
     kind: str
     tier: str
@@ -100,7 +107,7 @@ class ReportDocument:
 
     def to_data(self) -> dict[str, Any]:
         """Plain data (str, int, bool, None, lists, maps): the content of CBOR and JSON alike."""
-        return _plain(self)
+        return plain(self)
 
     def to_cbor(self) -> bytes:
         """RFC 8949 core deterministic encoding: the same document gives the same bytes."""
@@ -110,15 +117,16 @@ class ReportDocument:
         return hashlib.sha256(self.to_cbor()).digest()
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """The plain data of a document value (a whole document, a section, a record, a period)."""
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
     return value
 
 
