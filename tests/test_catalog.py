@@ -80,3 +80,38 @@ def test_missing_file_and_bad_toml(tmp_path: Path):
     bad.write_text("format = [", encoding="utf-8")
     with pytest.raises(CatalogError, match="bad.toml: not valid TOML"):
         catalog.load(bad)
+
+
+SHIPPED = [
+    default_catalog_path(),
+    Path(__file__).parent.parent / "sample_data" / "catalog-yichun.toml",
+    Path(__file__).parent / "vectors" / "catalog" / "minimal.toml",
+]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_canonical_form_is_jcs_and_equals_the_format_1_serialisation(path):
+    """The digest is over RFC 8785 (JCS) bytes. Until JCS replaced it, the canonical form was
+    json.dumps with sorted keys, no whitespace and ensure_ascii off; for the shipped catalogs
+    (ASCII keys, integers, no floats) the two give the same bytes, so every published digest
+    stands. A float, or a key outside the BMP, would make them differ: this test then fails, and
+    the catalog format version has to be considered before shipping such a catalog."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    import rfc8785
+
+    c = catalog.load(path)
+    body = {
+        "id": c.id,
+        "version": c.version,
+        "zh": c.zh,
+        "en": c.en,
+        "domains": [asdict(d) for d in c.domains],
+        "purposes": [asdict(p) for p in sorted(c.purposes, key=lambda p: p.code)],
+    }
+    old = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    meta = {"id": c.id, "version": c.version, "zh": c.zh, "en": c.en}
+    assert catalog.canonical_json(c.domains, c.purposes, meta) == rfc8785.dumps(body) == old
+    assert c.digest == "sha256:" + hashlib.sha256(old).hexdigest()

@@ -8,12 +8,13 @@ that differ only in layout or comments share a digest, and any change of a rule 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import rfc8785
 
 from creditcert.errors import CatalogError
 from creditcert.rules.vocab import Kind, PenaltyType, Tier
@@ -97,16 +98,19 @@ class Catalog:
 
 
 def canonical_json(domains: tuple[Domain, ...], purposes: tuple[Purpose, ...], meta: dict) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the bytes the catalog digest is taken over.
+    """RFC 8785 (JCS) canonical JSON, UTF-8: the bytes the catalog digest is taken over.
 
     Domains keep their order (it is the report's order); purposes are sorted by code, since their
-    order means nothing and maps (TOML tables, CBOR in a bundle) need not keep it."""
+    order means nothing and maps (TOML tables, CBOR in a bundle) need not keep it. JCS is a
+    published standard with libraries in every language, so a partner recomputes the digest
+    without copying Python's json module (for this data, ASCII keys and integers only, the bytes
+    are those of json.dumps with sorted keys, no whitespace and ensure_ascii off)."""
     body = {
         **meta,
         "domains": [asdict(d) for d in domains],
         "purposes": [asdict(p) for p in sorted(purposes, key=lambda p: p.code)],
     }
-    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return rfc8785.dumps(body)
 
 
 def load(path: str | Path) -> Catalog:
