@@ -8,7 +8,6 @@ the two implementations is."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import re
@@ -24,16 +23,9 @@ from cryptography.x509.oid import NameOID
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
-from creditcert import config
-from creditcert import lookup as records
-from creditcert.data.store import Store
-from creditcert.issue import issuer as issue
 from creditcert.model.clock import SHANGHAI
-from creditcert.registry import SqliteRegistry
-from creditcert.trust.keys import KeyStore
-from creditcert.trust.partners import export_bundle
 
-from .conftest import generated_home
+from .conftest import city_at, generated_home
 
 NOW = datetime(2026, 7, 1, 9, 0, 0, 123456, tzinfo=SHANGHAI)
 DER = Encoding.DER
@@ -158,25 +150,16 @@ def revocation_id(number: str) -> bytes:
 def exported(tmp_path_factory):
     """A small city issues two reports, revokes one and exports its bundle."""
     home = generated_home(tmp_path_factory.mktemp("interop"), subjects=100, records=600, seed=3)
-    settings = dataclasses.replace(config.load(home), rate_limit_per_day=0)
-    keys = KeyStore(home / "keys", settings.issuer.admin_code, settings.issuer.name)
-    keys.init(NOW - timedelta(days=1))
-    signer = keys.signer(NOW)
-    registry = SqliteRegistry(home / "registry.sqlite")
-    try:
-        with Store(settings.data_dir, settings.catalog) as store:
-            code = store.subject_codes(with_records=True, limit=1)[0]
-            request = records.resolve_request(settings.catalog, as_of=NOW.date(), purpose="bidding")
-            reports = [
-                issue.issue_report(store, settings, signer, registry, code, request, now=NOW)
-                for _ in range(2)
-            ]
-        registry.revoke(reports[0].document.number, reason="test", at=NOW)
-        data = export_bundle(settings, keys, registry, now=NOW, sequence=1_782_867_600)
-    finally:
-        registry.close()
-    pin = hashlib.sha256(keys.root().public_bytes(DER)).hexdigest()
-    return data, pin, reports, settings
+    city = city_at(home, rate_limit_per_day=0)
+    city.keys.init(NOW - timedelta(days=1))
+    with city.store() as store:
+        code = store.subject_codes(with_records=True, limit=1)[0]
+    request = city.request(as_of=NOW.date(), purpose="bidding")
+    reports = [city.issue(code, request, at=NOW) for _ in range(2)]
+    city.revoke(reports[0].document.number, reason="test", at=NOW)
+    data = city.export_bundle(at=NOW, sequence=1_782_867_600)
+    pin = hashlib.sha256(city.keys.root().public_bytes(DER)).hexdigest()
+    return data, pin, reports, city.settings
 
 
 def test_exported_bundle_checks_out_with_an_independent_implementation(exported):
