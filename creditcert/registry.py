@@ -1,4 +1,4 @@
-"""The issuance registry: every report issued, by number (docs/registry.md).
+"""The issuance registry: every report issued, by number (docs/report.md §7).
 
 An interface with one embedded implementation, SQLite in the city's home; a PostgreSQL registry
 shared by several issuing nodes is the planned addition behind the same methods. Numbers are a

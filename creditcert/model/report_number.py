@@ -1,4 +1,4 @@
-"""Report numbers: typable, checked, not enumerable (docs/report-number.md).
+"""Report numbers: typable, checked, not enumerable (docs/report.md §4).
 
     210100-2611-7K3M9QXP-R
     issuer  YYMM random   check

@@ -1,6 +1,6 @@
 """A city's two-level PKI: a long-lived root certifies short-lived signing keys (ECDSA P-256).
 
-Files under <home>/keys/ (docs/keys.md):
+Files under <home>/keys/ (docs/report.md §5):
 
     root.key, root.crt            the city root (keep root.key offline in a real deployment)
     signer-<kid>.key, .crt        signing keys, one per rotation; old ones stay for verification
