@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,6 +23,7 @@ from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
 from creditcert.data.store import dataset_path, subjects_path
 from creditcert.model.clock import SHANGHAI
+from creditcert.stages import ENV as KILL_AT
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -240,3 +244,19 @@ def issued(tmp_path_factory, _fresh_template):
     out["city"], out["home"], out["settings"] = city, home, city.settings
     out["renderer"] = city.renderer
     return out
+
+
+def run_cli(home: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    """The real CLI in its own process; with `kill_at` it is SIGKILLed at that named stage
+    (creditcert/stages.py), which the caller checks by `returncode == -9`."""
+    env = {k: v for k, v in os.environ.items() if k != KILL_AT}
+    if kill_at:
+        env[KILL_AT] = kill_at
+    return subprocess.run(
+        [sys.executable, "-m", "creditcert.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
