@@ -32,8 +32,9 @@ $(STAMP): pyproject.toml
 demo: setup
 	bash docs/tour.sh
 
+# Files are spread over every core (module fixtures stay with their file); `pytest -n0` for one.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -112,6 +112,11 @@ def load(home: str | Path | None = None) -> Settings:
             f"no {CONFIG_NAME} in {root}: run `creditcert init --city CODE --name NAME --home {root}`"
             f" or point --home / ${HOME_ENV} at a city's home"
         ) from None
+    except NotADirectoryError:
+        raise ConfigError(
+            f"{root} is a file, not a city's home: point --home / ${HOME_ENV} at the directory"
+            f" that holds {CONFIG_NAME}"
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,9 +26,9 @@ from pycose.messages import Sign1Message
 
 from creditcert.model.clock import SHANGHAI
 
-from .conftest import city_at, generated_home
+from .conftest import city_at
 
-NOW = datetime(2026, 7, 1, 9, 0, 0, 123456, tzinfo=SHANGHAI)
+NOW = datetime(2026, 7, 1, 11, 0, 0, 123456, tzinfo=SHANGHAI)  # after the reports of `issued`
 DER = Encoding.DER
 HOSTILE = Path(__file__).parent / "vectors" / "hostile"
 BODY_KEYS = {
@@ -147,15 +148,12 @@ def revocation_id(number: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A small city issues two reports, revokes one and exports its bundle."""
-    home = generated_home(tmp_path_factory.mktemp("interop"), subjects=100, records=600, seed=3)
-    city = city_at(home, rate_limit_per_day=0)
-    city.keys.init(NOW - timedelta(days=1))
-    with city.store() as store:
-        code = store.subject_codes(with_records=True, limit=1)[0]
-    request = city.request(as_of=NOW.date(), purpose="bidding")
-    reports = [city.issue(code, request, at=NOW) for _ in range(2)]
+def exported(tmp_path_factory, issued):
+    """A copy of the city with two issued reports revokes one and exports its bundle."""
+    home = tmp_path_factory.mktemp("interop") / "city"
+    shutil.copytree(issued["home"], home)
+    city = city_at(home)
+    reports = [issued["busy"][0], issued["clean"][0]]
     city.revoke(reports[0].document.number, reason="test", at=NOW)
     data = city.export_bundle(at=NOW, sequence=1_782_867_600)
     pin = hashlib.sha256(city.keys.root().public_bytes(DER)).hexdigest()
@@ -167,7 +165,7 @@ def test_exported_bundle_checks_out_with_an_independent_implementation(exported)
     pin_with_separators = ":".join(pin[i : i + 2] for i in range(0, 64, 2)).upper()
     body = check_bundle(data, pin_with_separators)
     assert body["issuer"] == "210100" and body["sequence"] == 1_782_867_600
-    assert body["issued_at"] == "2026-07-01T09:00:00.123456+08:00"
+    assert body["issued_at"] == "2026-07-01T11:00:00.123456+08:00"
     revoked, kept = (r.document.number for r in reports)
     assert body["revoked"] == [revocation_id(revoked)]
     assert revocation_id(kept) not in body["revoked"]

@@ -1,11 +1,11 @@
 """Mutual recognition: 伊春市 (230700) issues, 茂名市 (440900) verifies under an agreement."""
 
+import shutil
 from datetime import date, datetime, timedelta
 
 import pytest
 
 from creditcert import config
-from creditcert.data import sample
 from creditcert.errors import PartnerError
 from creditcert.model.clock import SHANGHAI
 from creditcert.trust.keys import fingerprint
@@ -18,15 +18,13 @@ NOW = datetime(2026, 7, 1, 9, 0, tzinfo=SHANGHAI)
 AT = NOW + timedelta(hours=2)
 
 
-def make_city(root, code, name):
+def make_city(root, code, name, template):
+    """A partner city whose data is a copy of the sample template's (its register's division
+    codes are not its own, which no rule checks)."""
     home = root / code
     config.init(home, admin_code=code, name=name)
+    shutil.copytree(template / "data", home / "data", dirs_exist_ok=True)
     city = city_at(home, rate_limit_per_day=0)
-    s = city.settings
-    sample.generate(
-        s.data_dir, s.catalog, s.issuer, subjects=400, records=2000, seed=int(code),
-        as_of=date(2026, 6, 30),
-    )  # fmt: skip
     city.keys.init(NOW - timedelta(days=1))
     return city
 
@@ -40,9 +38,12 @@ def agreement_text(partner, start, end, codes):
 
 
 @pytest.fixture(scope="module")
-def cities(tmp_path_factory):
+def cities(tmp_path_factory, _fresh_template):
     root = tmp_path_factory.mktemp("cities")
-    return make_city(root, "230700", "伊春市"), make_city(root, "440900", "茂名市")
+    return (
+        make_city(root, "230700", "伊春市", _fresh_template),
+        make_city(root, "440900", "茂名市", _fresh_template),
+    )
 
 
 def bundle_of(city, at=NOW):

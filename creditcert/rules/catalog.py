@@ -126,18 +126,26 @@ def load(path: str | Path) -> Catalog:
 
 
 def parse(raw: dict[str, Any], *, source: str) -> Catalog:
+    """Validate a catalog's parsed TOML; every problem names the source and the field."""
+
     def fail(where: str, message: str) -> CatalogError:
         return CatalogError(f"{source}: {where}: {message}")
 
     only_keys(raw, _TOP_KEYS, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
-    meta = {}
-    for key in ("id", "version", "zh", "en"):
-        meta[key] = _text(raw, key, "top level", fail)
+    meta = {key: _text(raw, key, "top level", fail) for key in ("id", "version", "zh", "en")}
+    domains = _domains(raw, fail)
+    purposes = _purposes(raw.get("purpose", {}), tuple(d.code for d in domains), fail)
+    digest = hashlib.sha256(canonical_json(domains, purposes, meta)).hexdigest()
+    return Catalog(
+        **meta, domains=domains, purposes=purposes, digest=f"sha256:{digest}", source=source
+    )
+
+
+def _domains(raw: dict[str, Any], fail) -> tuple[Domain, ...]:
     defaults = raw.get("defaults", {})
     only_keys(defaults, _RULE_KEYS, "[defaults]", fail)
-
     entries = raw.get("domain")
     if not isinstance(entries, list) or not entries:
         raise fail("[[domain]]", "the catalog defines no domain")
@@ -176,45 +184,42 @@ def parse(raw: dict[str, Any], *, source: str) -> Catalog:
                 rules=_rules({**defaults, **entry}, where, fail),
             )
         )
+    return tuple(domains)
 
+
+def _purposes(table: Any, codes: tuple[str, ...], fail) -> tuple[Purpose, ...]:
+    if not isinstance(table, dict):
+        raise fail("[purpose]", "must be a table of purposes")
     purposes: list[Purpose] = []
-    codes = [d.code for d in domains]
-    for key, entry in raw.get("purpose", {}).items():
+    for key, entry in table.items():
         where = f"[purpose.{key}]"
         if not _CODE.match(key):
             raise fail(where, "purpose code must be a lower-case slug")
         only_keys(entry, _PURPOSE_KEYS, where, fail)
-        names = entry.get("domains")
-        if names == "all":
-            chosen = tuple(codes)
-        elif isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-            unknown = [n for n in names if n not in seen]
-            if unknown:
-                raise fail(f"{where}.domains", f"unknown domain(s): {', '.join(unknown)}")
-            if len(set(names)) != len(names):
-                raise fail(f"{where}.domains", "lists a domain twice")
-            chosen = tuple(names)
-        else:
-            raise fail(f"{where}.domains", 'must be "all" or a non-empty list of domain codes')
         purposes.append(
             Purpose(
                 code=key,
                 zh=_text(entry, "zh", where, fail),
                 en=_text(entry, "en", where, fail),
-                domains=chosen,
+                domains=_purpose_domains(entry.get("domains"), codes, where, fail),
                 years=_int(entry, "years", where, fail, 1, MAX_YEARS),
                 validity_days=_int(entry, "validity_days", where, fail, 1, 3660),
             )
         )
-    frozen_domains, frozen_purposes = tuple(domains), tuple(purposes)
-    digest = hashlib.sha256(canonical_json(frozen_domains, frozen_purposes, meta)).hexdigest()
-    return Catalog(
-        **meta,
-        domains=frozen_domains,
-        purposes=frozen_purposes,
-        digest=f"sha256:{digest}",
-        source=source,
-    )
+    return tuple(purposes)
+
+
+def _purpose_domains(names: Any, codes: tuple[str, ...], where: str, fail) -> tuple[str, ...]:
+    if names == "all":
+        return codes
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise fail(f"{where}.domains", 'must be "all" or a non-empty list of domain codes')
+    unknown = [n for n in names if n not in codes]
+    if unknown:
+        raise fail(f"{where}.domains", f"unknown domain(s): {', '.join(unknown)}")
+    if len(set(names)) != len(names):
+        raise fail(f"{where}.domains", "lists a domain twice")
+    return tuple(names)
 
 
 def domain_json(d: Domain) -> dict[str, Any]:
