@@ -159,8 +159,15 @@ def padded(xml: bytes) -> bytes:
     return xml.replace(b"</sheetData>", rows + b"</sheetData>")
 
 
-def many(tag: bytes, n: int):
-    return lambda xml: xml.replace(b"</sheetData>", tag * n + b"</sheetData>")
+def many(tag: bytes, n: int, dimension: bool = False):
+    """`n` copies of `tag` appended to the sheet, which declares its dimension or not."""
+    declared = b'<dimension ref="A1:M21"/><sheetViews>' if dimension else b"<sheetViews>"
+    return lambda xml: xml.replace(b"<sheetViews>", declared).replace(
+        b"</sheetData>", tag * n + b"</sheetData>"
+    )
+
+
+UNBOMB = {"MAX_RATIO": 10**6}  # to reach the bound behind the zip-bomb check
 
 
 @pytest.mark.parametrize(
@@ -168,11 +175,38 @@ def many(tag: bytes, n: int):
     [
         ("zip bomb", zip_bomb, None, {}, "inflates"),
         ("sharedStrings bomb", lambda x: x, sst_bomb(), {}, "inflates"),
-        ("shared strings", lambda x: x, sst_bomb(2000), {"MAX_STRINGS": 1000}, "1,000 shared"),
-        ("held part", lambda x: x, sst_bomb(), {"MAX_RATIO": 10**6}, "held in memory"),
+        (
+            "shared strings",
+            lambda x: x,
+            sst_bomb(100_000),
+            {"MAX_STRINGS": 1000, **UNBOMB},
+            "1,000 shared",
+        ),
+        ("held part", lambda x: x, sst_bomb(), UNBOMB, "held in memory"),
         ("inflated total", lambda x: x, sst_bomb(), {"MAX_INFLATED": 1 << 20}, "inflates to"),
-        ("rows", many(b"<row/>", 2000), None, {"MAX_ROWS": 1000}, "more than 1,000 rows"),
-        ("cells", many(b"<row><c/></row>", 2000), None, {"MAX_CELLS": 1000}, "1,000 cells"),
+        ("rows", many(b"<row/>", 2000), None, {"MAX_ROWS": 1000}, "more than 1,000 rows;"),
+        ("cells", many(b"<row><c/></row>", 2000, True), None, {"MAX_CELLS": 1000}, "1,000 cells;"),
+        (
+            "rows counted before opening",
+            many(b"<row/>", 200_000),
+            None,
+            {"MAX_ROWS": 1000, **UNBOMB},
+            "more than 1,000 rows in 'xl/worksheets/sheet1.xml'",
+        ),
+        (
+            "cells counted before opening",
+            many(b"<row><c/></row>", 100_000),
+            None,
+            {"MAX_CELLS": 1000, **UNBOMB},
+            "more than 1,000 cells in",
+        ),
+        (
+            "streamed despite a dimension",
+            many(b"<row/>", 200_000, True),
+            None,
+            {"MAX_ROWS": 1000, **UNBOMB},
+            "more than 1,000 rows;",
+        ),
         ("padded cells", padded, None, {}, "20,000,000 cells"),
         ("parts", lambda x: x, None, {"MAX_PARTS": 3}, "parts (at most 3)"),
     ],
@@ -317,7 +351,7 @@ def test_the_hidden_character_class_is_every_control_and_format_character():
         for c in range(sys.maxunicode + 1)
         if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp")
     }
-    found = {chr(c) for c in range(sys.maxunicode + 1) if HIDDEN.fullmatch(chr(c))}
+    found = set(HIDDEN.findall("".join(map(chr, range(sys.maxunicode + 1)))))
     assert found == expected, (
         f"update creditcert/data/text.py for Unicode {unicodedata.unidata_version}"
     )
@@ -488,3 +522,21 @@ def test_cell_checks_name_the_field_and_never_echo_what_they_refuse():
     [tab] = check_cells({"authority": "ok\tok"})
     assert tab.field == "authority" and tab.reason.startswith(r"control-character \x09")
     assert check_cells({"facts": "line\nline\ttab\r\n"}) == []
+
+
+def test_rows_refused_after_the_read_are_merged_into_the_quarantine_in_row_order(
+    fresh_city, tmp_path
+):
+    path = tmp_path / "faults.xlsx"
+    s = fresh_city.settings
+    sample.export_department_file(
+        s.data_dir, s.catalog, s.issuer, domain_code=DOMAIN, rows=80, bad_rows=16, seed=3,
+        as_of=date(2026, 6, 30), path=path,
+    )  # fmt: skip
+    result = ingest(fresh_city, path)
+    rows = quarantined(result)
+    numbers = [int(r["row"]) for r in rows]
+    assert len(rows) == result.quarantined == 16 and numbers == sorted(numbers)
+    late = [r for r in rows if "not in the subject register" in r["reason"]]
+    assert late and all(r["统一社会信用代码"] for r in late)  # fetched again from the workbook
+    assert not list((fresh_city.home / "quarantine").glob(".*"))

@@ -29,6 +29,7 @@ MAX_ROWS = 1 << 20  # Excel's own limit, 1,048,576 rows a sheet
 MAX_CELLS = 20_000_000  # cells of a sheet, as written and as openpyxl pads its rows
 MAX_STRINGS = 1_000_000  # shared strings
 _CHUNK = 1 << 20
+_COUNT_FROM = 1 << 20  # parts inflating to less are not counted: they hold too little
 _EXPORT_CSV = "save the sheet as CSV instead"
 
 
@@ -110,6 +111,10 @@ class _Refused(Exception):
     """Raised inside the expat pass to stop at the first bound a part breaks."""
 
 
+class _Enough(Exception):
+    """Raised inside the expat pass when the rest of a part cannot break a bound."""
+
+
 def _check_package(path: Path, fh: BinaryIO) -> None:
     """Refuse what would cost more than the bounds, from the zip directory and one expat pass."""
     try:
@@ -144,10 +149,15 @@ def _check_package(path: Path, fh: BinaryIO) -> None:
 
 
 def _count_part(zf: zipfile.ZipFile, part: zipfile.ZipInfo) -> None:
-    """Count the rows, cells and shared strings of one part, stopping at the first bound broken.
+    """Refuse a DTD in one part, and count what openpyxl would hold of it, stopping as soon as
+    nothing more can break a bound.
 
-    A part that is not XML (an image) stops expat at once and costs nothing; openpyxl would fail
-    on it the same way. A part openpyxl keeps in memory whole must be small."""
+    Expat reads up to the root element (a DTD comes before it). A part under 1 MiB inflated can
+    hold little, and a worksheet that declares its dimension is only read by the bounded stream;
+    otherwise rows, cells and shared strings are counted: openpyxl reads a worksheet without a
+    dimension whole when it opens the workbook, keeping a little of every row, and holds every
+    shared string. A part that is not XML (an image) stops expat at once; openpyxl would fail on
+    it the same way."""
     name = visible(part.filename)
     held = part.file_size > MAX_HELD_PART
     counts = {"row": 0, "c": 0, "si": 0}
@@ -164,7 +174,11 @@ def _count_part(zf: zipfile.ZipFile, part: zipfile.ZipInfo) -> None:
                     f"part {name!r} of {part.file_size >> 20:,} MiB is not a worksheet and "
                     f"would be held in memory (at most {MAX_HELD_PART >> 20} MiB)"
                 )
-        if local in counts:
+            if part.file_size <= _COUNT_FROM:
+                raise _Enough
+        elif local == "dimension" and root[0] == "worksheet":
+            raise _Enough
+        elif local in counts:
             counts[local] += 1
             if counts[local] > limits[local]:
                 raise _Refused(f"more than {limits[local]:,} {nouns[local]} in {name!r}")
@@ -186,6 +200,8 @@ def _count_part(zf: zipfile.ZipFile, part: zipfile.ZipInfo) -> None:
             while chunk := src.read(_CHUNK):
                 parser.Parse(chunk, False)
             parser.Parse(b"", True)
+        except _Enough:
+            return
         except expat.ExpatError as exc:
             if part.filename.endswith((".xml", ".rels")):
                 raise _Refused(f"malformed XML in {name!r} ({exc})") from None
