@@ -6,18 +6,35 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from creditcert.data.text import visible
 from creditcert.lookup import Findings
 from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, PENALTY_NAMES, Kind, PenaltyType
 from creditcert.verify.result import Verdict, Verification
 
 
+def shown(text: object) -> str:
+    """Department text for markup: control and bidi characters escaped (\\x1b, U+202E), so data
+    cannot drive the terminal or reorder the line, and rich markup in it printed as text."""
+    return escape(visible(str(text), keep="\n\t"))
+
+
+def cell(text: object) -> Text:
+    """Department text for a table cell, escaped as by `shown`."""
+    return Text(visible(str(text), keep="\n\t"))
+
+
 def print_findings(console: Console, f: Findings) -> None:
     s = f.subject
-    console.print(f"[bold]{s.name}[/]  {s.credit_code}  (entity {s.entity_type}, {s.status})")
+    console.print(
+        f"[bold]{shown(s.name)}[/]  {shown(s.credit_code)}  "
+        f"(entity {shown(s.entity_type)}, {shown(s.status)})"
+    )
     for w in f.code_warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {shown(w)}")
     clipped = (
         f" (requested from {f.requested.start}; data complete from {f.period.start})"
         if f.clipped_to_complete_from
@@ -27,7 +44,7 @@ def print_findings(console: Console, f: Findings) -> None:
         f"period {f.period.start} – {f.period.end}{clipped} · as of {f.as_of} · "
         f"data cut-off {f.data_cutoff:%Y-%m-%d %H:%M} · repair policy {f.repair_policy} · "
         f"catalog {f.catalog.id} {f.catalog.version}"
-        + (f" · purpose {f.purpose}" if f.purpose else "")
+        + (f" · purpose {shown(f.purpose)}" if f.purpose else "")
     )
     summary = Table(show_lines=False)
     for col in ("domain", "领域", "status", "period", "left out"):
@@ -52,12 +69,12 @@ def print_findings(console: Console, f: Findings) -> None:
             marks = [m for m, on in (("已修复", r.repaired), ("异议中", r.disputed)) if on]
             table.add_row(
                 r.decision_date.isoformat(),
-                r.decision_no,
+                cell(r.decision_no),
                 KIND_NAMES[Kind(r.kind)][0],
                 "、".join(PENALTY_NAMES[PenaltyType(t)][0] for t in r.penalty_types)
-                or r.penalty_content,
+                or cell(r.penalty_content),
                 f"{Decimal(r.fine_amount):,.2f}" if r.fine_amount is not None else "",
-                r.facts,
+                cell(r.facts),
                 " ".join(marks),
             )
         console.print(table)

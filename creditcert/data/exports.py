@@ -2,30 +2,43 @@
 
 Record ingest (creditcert.data.ingest) and the subject register import (creditcert.data.subjects)
 share this: the column map from export headers to fields, reading rows as strings with the
-encoding detected, the row error and date parsing, the data directory's write lock, and the
-quarantine CSV that keeps every rejected row with its row number, field and reason.
+encoding detected and memory bounded (xlsx: creditcert.data.xlsx), the row error, the checks every
+cell gets, strict date and amount parsing, the data directory's write lock, and the quarantine CSV
+that keeps every rejected row with its row number, field and reason.
 """
 
 from __future__ import annotations
 
 import csv
 import fcntl
+import os
 import re
 import tomllib
 import unicodedata
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import TextIO
 
+from creditcert.data.text import HIDDEN, HIDDEN_IN_TEXT, escaped, visible
+from creditcert.data.xlsx import read_xlsx
 from creditcert.errors import IngestError
+from creditcert.files import temp_path
 from creditcert.model.clock import SHANGHAI
 from creditcert.resources import ingest_columns_path
 
 MAX_INPUT_BYTES = 2 << 30  # 2 GiB: a department export larger than this is refused
-MAX_CELL_CHARS = 4000
+MAX_CELL_CHARS = 4000  # a longer cell quarantines its row
+MAX_LINE_CHARS = 16 << 20  # a longer CSV line or cell cannot be held: the file is refused
+# Multi-line free text: the only fields where tab and line breaks are data, not tampering.
+FREE_TEXT = frozenset({"facts", "legal_basis", "penalty_content"})
 _SNIFF_BYTES = 1 << 16
+_MAX_REASON_CHARS = 300
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +104,7 @@ def read_rows(path: Path, encoding: str | None) -> tuple[str, list[str], Iterato
     if path.stat().st_size > MAX_INPUT_BYTES:
         raise IngestError(f"{path}: larger than {MAX_INPUT_BYTES >> 30} GiB; split the export")
     if path.suffix.lower() in {".xlsx", ".xlsm"}:
-        return "xlsx", *_read_xlsx(path)
+        return "xlsx", *read_xlsx(path)
     if path.suffix.lower() == ".xls":
         raise IngestError(f"{path}: legacy .xls is not supported; save it as .xlsx or CSV")
     enc = encoding or detect_encoding(path)
@@ -108,8 +121,11 @@ def read_rows(path: Path, encoding: str | None) -> tuple[str, list[str], Iterato
 
 
 def _read_csv(path: Path, encoding: str) -> Iterator[list[str]]:
+    # Process-wide, and above the default 131,072, so that one long cell quarantines its row
+    # (the row check refuses cells over MAX_CELL_CHARS) instead of aborting the whole file.
+    csv.field_size_limit(MAX_LINE_CHARS)
     with open(path, encoding=encoding, errors="strict", newline="") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(_lines(path, fh))
         try:
             yield from reader
         except UnicodeDecodeError as exc:
@@ -118,65 +134,127 @@ def _read_csv(path: Path, encoding: str) -> Iterator[list[str]]:
                 f"{path}: not valid {encoding} near line {reader.line_num + 1} ({exc.reason}){hint}"
             ) from None
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise IngestError(
+                    f"{path}: a cell ending near line {reader.line_num} is longer than "
+                    f"{MAX_LINE_CHARS:,} characters, more than ingest holds; fix the export"
+                ) from None
             raise IngestError(f"{path}: malformed CSV at line {reader.line_num}: {exc}") from None
 
 
-def _read_xlsx(path: Path) -> tuple[list[str], Iterator[list[str]]]:
-    import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
-        raise IngestError(f"{path}: not a readable .xlsx workbook ({exc})") from None
-    sheet = book.worksheets[0]
-    rows = sheet.iter_rows(values_only=True)
-    try:
-        header = [_cell(v) for v in next(rows)]
-    except StopIteration:
-        raise IngestError(f"{path}: the first sheet is empty") from None
-
-    def data() -> Iterator[list[str]]:
-        try:
-            for row in rows:
-                yield [_cell(v) for v in row]
-        finally:
-            book.close()
-
-    return header, data()
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def _lines(path: Path, fh) -> Iterator[str]:
+    """The file's lines, each read within MAX_LINE_CHARS so that memory stays bounded."""
+    number = 0
+    while line := fh.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise IngestError(
+                f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters, more than "
+                "ingest holds; fix the export"
+            )
+        yield line
 
 
 # --- validating ------------------------------------------------------------------------------
 
 
 class RowError(Exception):
+    """One problem of one row: the field and a reason people read (never raw control
+    characters, never a whole oversized cell)."""
+
     def __init__(self, field: str, reason: str):
-        self.field, self.reason = field, reason
+        shown = visible(reason)
+        if len(shown) > _MAX_REASON_CHARS:
+            shown = shown[: _MAX_REASON_CHARS - 1] + "…"
+        self.field, self.reason = field, shown
+
+
+def check_cells(values: dict[str, str]) -> list[RowError]:
+    """What any field can have wrong whatever it holds: more than MAX_CELL_CHARS characters, or a
+    character a reader cannot see (control, DEL, C1, bidi and other format characters; tab and
+    line breaks are allowed in the multi-line FREE_TEXT fields)."""
+    problems = []
+    for field, value in values.items():
+        if len(value) > MAX_CELL_CHARS:
+            problems.append(
+                RowError(field, f"longer than {MAX_CELL_CHARS} characters ({len(value):,})")
+            )
+        hidden = (HIDDEN_IN_TEXT if field in FREE_TEXT else HIDDEN).search(value)
+        if hidden:
+            problems.append(
+                RowError(
+                    field,
+                    f"control-character {escaped(hidden[0])} at character {hidden.start() + 1} "
+                    "(invisible and control characters are refused; remove it at the source)",
+                )
+            )
+    return problems
+
+
+_DATE = re.compile(
+    r"([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})日?"
+    r"(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,6})?)?)?"
+    r"|([0-9]{4})([0-9]{2})([0-9]{2})"
+)
 
 
 def parse_date(text: str) -> date | None:
-    text = text.strip()
-    if not text:
+    """A date as departments write it (2025-06-30, 2025/6/30, 2025年6月30日, 20250630), full-width
+    digits allowed, a time after it only if it is a real time; None for an empty cell."""
+    shown = text.strip()
+    if not shown:
         return None
-    m = re.fullmatch(
-        r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T].*)?", text
-    ) or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text)
+    m = _DATE.fullmatch(unicodedata.normalize("NFKC", shown))
     if not m:
-        raise ValueError(f"{text!r} is not a date like 2025-06-30")
+        raise ValueError(f"{shown!r} is not a date like 2025-06-30 (a time after it as 10:30:00)")
+    year, month, day, hour, minute, second = (
+        (m[1], m[2], m[3], m[4], m[5], m[6]) if m[1] else (m[7], m[8], m[9], None, None, None)
+    )
+    if hour is not None and not (int(hour) < 24 and int(minute) < 60 and int(second or 0) < 60):
+        raise ValueError(f"{shown!r} has a time that is not a time of day")
     try:
-        return date(int(m[1]), int(m[2]), int(m[3]))
+        return date(int(year), int(month), int(day))
     except ValueError:
-        raise ValueError(f"{text!r} is not a calendar date") from None
+        raise ValueError(f"{shown!r} is not a calendar date") from None
+
+
+_AMOUNT = re.compile(r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.([0-9]+))?")
+_UNITS = {"万元": 10_000, "万": 10_000, "元": 1}
+_UNIT_NAMES = {10_000: "万元", 1: "元"}
+
+
+def parse_amount(text: str, *, unit: int) -> Decimal | None:
+    """Yuan, from a cell of a column counted in `unit` yuan (1, or 10 000 for 万元); None for an
+    empty cell. Strict: full-width digits are folded, a unit suffix must match the column's,
+    thousands separators must group by three, and anything finer than a fen, negative,
+    scientific, not a number or 10^12 yuan or more is refused."""
+    shown = text.strip()
+    if not shown:
+        return None
+    t = unicodedata.normalize("NFKC", shown)
+    for suffix, factor in _UNITS.items():
+        if t.endswith(suffix):
+            if factor != unit:
+                raise ValueError(
+                    f"{shown!r} is in {suffix}, but the column is in {_UNIT_NAMES[unit]}"
+                )
+            t = t[: -len(suffix)].rstrip()
+            break
+    negative = t.startswith("-")
+    m = _AMOUNT.fullmatch(t[1:] if negative else t)
+    if not m:
+        raise ValueError(
+            f"{shown!r} is not an amount like 1,234.5 (digits, a decimal point, commas only "
+            "between groups of three)"
+        )
+    if negative:
+        raise ValueError(f"{shown!r} is negative")
+    whole, fraction = m[1].replace(",", "").lstrip("0"), (m[2] or "").rstrip("0")
+    if len(whole) > 12 or Decimal(whole or 0) * unit >= 10**12:
+        raise ValueError(f"{shown!r} is 10^12 yuan or more")
+    if len(fraction) > (6 if unit == 10_000 else 2):
+        raise ValueError(f"{shown!r} is finer than a fen (0.01 yuan)")
+    return (Decimal(f"{whole or 0}.{fraction or 0}") * unit).quantize(Decimal("0.01"))
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -190,42 +268,131 @@ def exclusive(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def write_quarantine(
-    source: Path,
-    encoding: str,
-    label: str,
-    header: list[str],
-    bad,
-    quarantine_dir: Path,
-    now: datetime,
-) -> Path | None:
-    """One line per bad row: where, which fields, why, then the row exactly as it was read."""
-    if not bad:
-        return None
-    quarantine_dir.mkdir(parents=True, exist_ok=True)
-    stamp = now.astimezone(SHANGHAI).strftime("%Y%m%dT%H%M%S")
-    path = quarantine_dir / f"{label}-{stamp}-{source.stem}.csv"
-    n = 1
-    while path.exists():
-        n += 1
-        path = quarantine_dir / f"{label}-{stamp}-{source.stem}-{n}.csv"
-    bad = sorted(bad, key=lambda b: b[0])
-    reread = {number for number, _, raw in bad if raw is None}
-    if reread:  # rows rejected after parsing: fetch them again rather than keep every row
-        _, _, rows = read_rows(source, None if encoding == "xlsx" else encoding)
-        originals = {n: raw for n, raw in enumerate(rows, start=2) if n in reread}
-        bad = [(n, p, raw if raw is not None else originals[n]) for n, p, raw in bad]
-    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+def neutral(cell: object) -> str:
+    """A cell Excel would run as a formula (= + - @ tab CR first) with a quote before it."""
+    text = str(cell)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+class Quarantine:
+    """The quarantine CSV of one input, written as refused rows arrive rather than held.
+
+    List-like (`append((row_number, problems, raw))`, `len`) so that validation collects into it
+    as into a list. A row refused after the whole file was read (the register check) comes with
+    raw None; `close` then reads the source once more to merge those rows in, in row order.
+    Until `close` the rows are in a temporary file, deleted if the run fails (and by
+    files.remove_debris after a crash)."""
+
+    def __init__(
+        self,
+        source: Path,
+        encoding: str,
+        label: str,
+        header: list[str],
+        quarantine_dir: Path,
+        now: datetime,
+    ):
+        self.source, self.encoding, self.header, self.dir = source, encoding, header, quarantine_dir
+        stamp = now.astimezone(SHANGHAI).strftime("%Y%m%dT%H%M%S")
+        self.name = f"{label}-{stamp}-{source.stem}"
+        self._count = 0
+        self._late: list[tuple[int, list[RowError]]] = []
+        self._files: list[tuple[Path, TextIO]] = []
+        self._writer = None
+        weakref.finalize(self, _discard, self._files)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, item: tuple[int, list[RowError], list[str] | None]) -> None:
+        number, problems, raw = item
+        self._count += 1
+        if raw is None:
+            self._late.append((number, problems))
+            return
+        if self._writer is None:
+            self._writer = self._open()
+        self._writer.writerow(self._line(number, problems, raw))
+
+    def close(self) -> Path | None:
+        """Put the quarantine file in place; None when no row was refused."""
+        if not self._count:
+            return None
+        if self._late:
+            self._merge_late()
+        tmp, fh = self._files.pop()
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+        path, n = self.dir / f"{self.name}.csv", 1
+        while path.exists():
+            n += 1
+            path = self.dir / f"{self.name}-{n}.csv"
+        os.replace(tmp, path)
+        return path
+
+    def _open(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(self.dir / f"{self.name}-{len(self._files)}.csv")
+        fh = open(tmp, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in close()
+        self._files.append((tmp, fh))
         writer = csv.writer(fh)
-        writer.writerow(["source_file", "row", "field", "reason", *header])
-        for number, problems, raw in bad:
-            writer.writerow(
-                [
-                    str(source),
-                    number,
-                    "; ".join(p.field for p in problems),
-                    "; ".join(f"{p.field}: {p.reason}" for p in problems),
-                    *raw,
-                ]
-            )
-    return path
+        writer.writerow(["source_file", "row", "field", "reason", *map(neutral, self.header)])
+        return writer
+
+    def _line(self, number: int, problems: list[RowError], raw: list[str]) -> list[str]:
+        cells = [
+            str(self.source),
+            str(number),
+            "; ".join(p.field for p in problems),
+            "; ".join(f"{p.field}: {p.reason}" for p in problems),
+            *raw,
+        ]
+        return [neutral(c) for c in cells]
+
+    def _merge_late(self) -> None:
+        """Rewrite the rows so far with the late ones, fetched again from the source, in order."""
+        late = iter(sorted(self._late, key=lambda item: item[0]))
+        early_file = self._files[-1][0] if self._writer is not None else None
+        if early_file is not None:
+            self._files[-1][1].flush()
+        writer = self._open()
+        early = _early_rows(early_file)
+        pending = next(early, None)
+        want = next(late, None)
+        _, _, rows = read_rows(self.source, None if self.encoding == "xlsx" else self.encoding)
+        try:
+            for number, raw in enumerate(rows, start=2):
+                if want is None:
+                    break
+                if number == want[0]:
+                    while pending is not None and int(pending[1]) < number:
+                        writer.writerow(pending)
+                        pending = next(early, None)
+                    writer.writerow(self._line(number, want[1], raw))
+                    want = next(late, None)
+        finally:
+            rows.close()
+        while pending is not None:
+            writer.writerow(pending)
+            pending = next(early, None)
+        if early_file is not None:
+            old = self._files.pop(0)
+            old[1].close()
+            old[0].unlink()
+        self._late = []
+
+
+def _early_rows(path: Path | None) -> Iterator[list[str]]:
+    if path is None:
+        return
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        yield from reader
+
+
+def _discard(files: list[tuple[Path, TextIO]]) -> None:
+    for tmp, fh in files:
+        fh.close()
+        tmp.unlink(missing_ok=True)

@@ -21,13 +21,14 @@ import duckdb
 import pyarrow as pa
 
 from creditcert.data.exports import (
-    MAX_CELL_CHARS,
     ColumnMap,
+    Quarantine,
     RowError,
+    check_cells,
     exclusive,
+    parse_amount,
     parse_date,
     read_rows,
-    write_quarantine,
 )
 from creditcert.data.index import append_to_index, bounded, rebuild_index, signature, write_parquet
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
@@ -117,15 +118,13 @@ def validate_row(
     values: dict[str, str], domain: Domain, default_kind: Kind, today: date
 ) -> tuple[dict[str, Any] | None, list[RowError], codes.CodeCheck | None]:
     """A record ready for the dataset, or the list of everything wrong with the row."""
-    problems: list[RowError] = []
+    problems = check_cells(values)
     out: dict[str, Any] = {"domain": domain.code}
 
     def text(field: str, required: bool = True) -> str:
         value = values.get(field, "").strip()
         if required and not value:
             problems.append(RowError(field, "missing"))
-        if len(value) > MAX_CELL_CHARS:
-            problems.append(RowError(field, f"longer than {MAX_CELL_CHARS} characters"))
         return value
 
     def guarded(field: str, fn, *args):
@@ -199,13 +198,10 @@ def validate_row(
 
 
 def _fine(values: dict[str, str]) -> Decimal | None:
-    wan, yuan = values.get("fine_wan", "").strip(), values.get("fine_yuan", "").strip()
-    if not wan and not yuan:
-        return None
-    amount = Decimal(wan.replace(",", "")) * 10_000 if wan else Decimal(yuan.replace(",", ""))
-    if not amount.is_finite() or amount < 0 or amount >= Decimal(10) ** 12:
-        raise ValueError(f"fine {wan or yuan!r} is not an amount from 0 to 10^12 yuan")
-    return amount.quantize(Decimal("0.01"))
+    wan = values.get("fine_wan", "")
+    if wan.strip():
+        return parse_amount(wan, unit=10_000)
+    return parse_amount(values.get("fine_yuan", ""), unit=1)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -235,7 +231,7 @@ def ingest_file(
 
     batches: list[pa.RecordBatch] = []
     chunk: list[dict[str, Any]] = []
-    bad: list[tuple[int, list[RowError], list[str] | None]] = []
+    bad = Quarantine(path, enc, domain.code, header, quarantine_dir, now)
     first_seen: dict[str, int] = {}
     read = 0
     for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
@@ -302,7 +298,7 @@ def ingest_file(
             else:
                 reason = RowError("record_id", f"{rid} already holds a different record")
             bad.append((number, [reason], None))
-        quarantine_file = write_quarantine(path, enc, domain.code, header, bad, quarantine_dir, now)
+        quarantine_file = bad.close()
         if accepted:
             _merge(con, target, now, data_dir, catalog, domain)
         con.close()

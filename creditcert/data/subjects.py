@@ -18,11 +18,12 @@ import pyarrow as pa
 
 from creditcert.data.exports import (
     ColumnMap,
+    Quarantine,
     RowError,
+    check_cells,
     exclusive,
     parse_date,
     read_rows,
-    write_quarantine,
 )
 from creditcert.data.index import bounded, refresh_subjects, write_parquet
 from creditcert.data.schema import SUBJECT_ARROW_SCHEMA, SUBJECT_COLUMNS, select_list
@@ -77,7 +78,7 @@ class RegisterImport:
 
 
 def _subject_row(values: dict[str, str]) -> tuple[dict[str, Any] | None, list[RowError], bool]:
-    problems: list[RowError] = []
+    problems = check_cells(values)
     check = codes.validate(values.get("credit_code", ""))
     if not check.code:
         problems.append(RowError("credit_code", "missing"))
@@ -124,7 +125,7 @@ def import_register(
     enc, header, rows = read_rows(path, encoding)
     fields = columns.fields_of(path, header)
     good: list[dict[str, Any]] = []
-    bad: list[tuple[int, list[RowError], list[str] | None]] = []
+    bad = Quarantine(path, enc, "register", header, quarantine_dir, now)
     seen: dict[str, int] = {}
     read = legacy = 0
     for number, raw in enumerate(rows, start=2):
@@ -179,7 +180,7 @@ def import_register(
             raise DataError(f"{target}: cannot read the subject register ({exc})") from None
         finally:
             con.close()
-        quarantine_file = write_quarantine(path, enc, "register", header, bad, quarantine_dir, now)
+        quarantine_file = bad.close()
         if added or updated:
             refresh_subjects(data_dir, catalog)
     return RegisterImport(
