@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -246,9 +247,12 @@ def issued(tmp_path_factory, _fresh_template):
     return out
 
 
-def run_cli(home: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    home: Path, *args: str, kill_at: str | None = None, disk_full: bool = False
+) -> subprocess.CompletedProcess:
     """The real CLI in its own process; with `kill_at` it is SIGKILLed at that named stage
-    (creditcert/stages.py), which the caller checks by `returncode == -9`."""
+    (creditcert/stages.py), which the caller checks by `returncode == -9`; with `disk_full` the
+    kernel refuses every byte it writes (RLIMIT_FSIZE 0: EFBIG, as a full disk gives ENOSPC)."""
     env = {k: v for k, v in os.environ.items() if k != KILL_AT}
     if kill_at:
         env[KILL_AT] = kill_at
@@ -259,4 +263,9 @@ def run_cli(home: Path, *args: str, kill_at: str | None = None) -> subprocess.Co
         env=env,
         check=False,
         timeout=120,
+        preexec_fn=_no_room if disk_full else None,
     )
+
+
+def _no_room() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))

