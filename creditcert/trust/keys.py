@@ -86,6 +86,7 @@ class SignerEntry:
     certificate: x509.Certificate | None
     state: KeyState
     problem: str | None
+    refused: bool = False  # not a signing certificate at all: ignored, never a key in doubt
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,17 +424,25 @@ class KeyStore:
             )
 
     def entries(self) -> list[SignerEntry]:
-        """Every signer-*.crt, each read alone: a damaged file is an entry with its problem."""
+        """Every signer-*.crt, each read alone: a damaged file is an entry with its problem, and
+        a certificate that is not a signing one (a copied root) is an entry never trusted."""
         found = []
         for path in sorted(self.dir.glob("signer-*.crt")):
             named = path.name[len("signer-") : -len(".crt")]
             try:
-                cert = _load_cert(path, "signer", RESTORE)
-            except KeyFileError as exc:
+                cert = x509.load_pem_x509_certificate(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else "not a PEM certificate"
                 kid = bytes.fromhex(named) if _KID.fullmatch(named) else None
-                found.append(SignerEntry(path, kid, None, KeyState(), str(exc)))
+                problem = f"{path}: {why}; {RESTORE}"
+                found.append(SignerEntry(path, kid, None, KeyState(), problem))
                 continue
             kid = kid_of(cert)
+            role = role_problem(cert, "signer")
+            if role:
+                problem = f"{path} {role}: never trusted; move it out of {self.dir}"
+                found.append(SignerEntry(path, kid, None, KeyState(), problem, refused=True))
+                continue
             state = self.state(kid.hex())
             found.append(SignerEntry(path, kid, cert, state, state.problem))
         return found

@@ -212,6 +212,8 @@ def build_trust(
             unavailable.append(Unavailable(code, str(exc), reason=Reason.KEY_UNUSABLE))
     signers, states = [], {}
     for entry in keys.entries():
+        if entry.refused:
+            continue
         if entry.certificate is None or entry.problem or root is None:
             if entry.problem:
                 unavailable.append(
