@@ -74,7 +74,7 @@ def test_rotation_retires_the_old_key_for_what_it_signs_later(own):
 
 
 def test_compromise_rejects_what_the_key_signed_after_the_time(own):
-    city, (report, path) = own
+    city, (_, path) = own
     kid = city.keys.signer(NOW_REPORTS).kid.hex()
     with pytest.raises(KeyFileError, match="in the future"):
         city.keys.revoke(kid, compromised_at=LATER, now=NOW_REPORTS)
@@ -96,7 +96,7 @@ def test_compromise_rejects_what_the_key_signed_after_the_time(own):
 
 
 def test_damaged_key_files_fail_alone(own):
-    city, (report, path) = own
+    city, (_, path) = own
     pdf = path.read_bytes()
     keys = city.keys.dir
     first = city.keys.signer(NOW_REPORTS).kid.hex()
