@@ -34,7 +34,7 @@ demo: setup
 
 # Files are spread over every core (module fixtures stay with their file); `pytest -n0` for one.
 test: setup
-	$(BIN)/python -m pytest -n auto --dist loadfile
+	$(BIN)/python -m pytest -n auto
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

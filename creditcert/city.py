@@ -20,7 +20,7 @@ from pathlib import Path
 from creditcert import config, lookup
 from creditcert.config import Settings
 from creditcert.data.store import Store
-from creditcert.errors import IssueError, PartnerError
+from creditcert.errors import IssueError
 from creditcert.issue.issuer import IssuedReport, issue_report
 from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
@@ -28,7 +28,7 @@ from creditcert.registry import Entry, SqliteRegistry
 from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
-from creditcert.trust.store import OwnCity, Partner, TrustStore, Unavailable
+from creditcert.trust.store import TrustStore, build_trust
 from creditcert.verify.result import Verification
 from creditcert.verify.verifier import InputKind, Verifier
 
@@ -165,37 +165,7 @@ class City:
 
     def trust(self, *, at: datetime, registry: SqliteRegistry | None = None) -> TrustStore:
         """Our own city and every partner whose bundle we hold, as usable at `at`."""
-        own = OwnCity(
-            self.settings.issuer.admin_code,
-            self.keys.root(),
-            tuple(self.keys.certificates()),
-            registry,
-        )
-        partners, unavailable = [], []
-        for code in self.partners.codes():
-            stored = self.partners.stored(code, at=at)
-            bundle = stored.bundle
-            if bundle is None or stored.problem is not None:
-                signers = bundle.signers if bundle else ()
-                unavailable.append(Unavailable(code, stored.problem or "unusable", signers))
-                continue
-            try:
-                agreement = self.partners.agreement(code, bundle.catalog)
-            except PartnerError as exc:
-                unavailable.append(Unavailable(code, f"agreement refused: {exc}", bundle.signers))
-                continue
-            partners.append(
-                Partner(
-                    code,
-                    bundle.name,
-                    bundle.root,
-                    bundle.signers,
-                    bundle.revoked,
-                    bundle.catalog,
-                    agreement,
-                )
-            )
-        return TrustStore(own, tuple(partners), tuple(unavailable))
+        return build_trust(self.keys, self.partners, at=at, registry=registry)
 
     def verify(
         self, source: bytes | str, *, at: datetime, kind: InputKind | None = None
@@ -210,9 +180,13 @@ class City:
 
     # --- partners ------------------------------------------------------------------------------
 
-    def export_bundle(self, *, at: datetime, sequence: int) -> bytes:
-        """Our signed bundle for partners (needs the root key)."""
+    def export_bundle(self, *, at: datetime, sequence: int | None = None) -> bytes:
+        """Our signed bundle for partners (needs the root key); its sequence is the next of our
+        bundle counter unless given."""
+        self.keys.root_signer()  # the root key is at hand before the counter moves
         with self.registry() as registry:
+            if sequence is None:
+                sequence = self.keys.next_sequence(at)
             return export_bundle(self.settings, self.keys, registry, now=at, sequence=sequence)
 
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:

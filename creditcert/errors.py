@@ -139,3 +139,7 @@ class Reason(StrEnum):
     NOT_VALID_NOW = "not-valid-now", "the bundle is not within its validity"
     STALE_SEQUENCE = "stale-sequence", "the bundle is not newer than the one we hold"
     REFUSED = "refused", "an agreement or bundle was refused (the message says why)"
+    # key lifecycle (docs/verify.md, "Retired and compromised keys")
+    KEY_RETIRED = "key-retired", "the key had been rotated out before the report's issue time"
+    KEY_COMPROMISED = "key-compromised", "the key was reported compromised before its issue time"
+    KEY_UNUSABLE = "key-unusable", "a file of the city's own keys is damaged; the key is unknown"

@@ -75,7 +75,7 @@ def check_bundle(data: bytes, pin: str) -> dict:
     assert unprotected == {}
     body = cbor2.loads(payload)
     assert isinstance(body, dict) and set(body) == BODY_KEYS
-    assert body["format"] == "creditcert.bundle/1"
+    assert body["format"] in ("creditcert.bundle/1", "creditcert.bundle/2")
 
     root_der = body["root"]
     assert isinstance(root_der, bytes)
@@ -99,9 +99,19 @@ def check_bundle(data: bytes, pin: str) -> dict:
     assert issued.utcoffset() is not None and expires - issued == timedelta(days=30)
     assert isinstance(body["revoked"], list) and body["revoked"] == sorted(body["revoked"])
     assert all(isinstance(r, bytes) and len(r) == 16 for r in body["revoked"])
-    assert body["signers"] and all(isinstance(s, bytes) for s in body["signers"])
-    for der in body["signers"]:
-        x509.load_der_x509_certificate(der).verify_directly_issued_by(root)
+    assert body["signers"]
+    for signer in body["signers"]:
+        if body["format"] == "creditcert.bundle/2":  # a map: the certificate and its times
+            assert set(signer) <= {"certificate", "retired_at", "compromised_at"}
+            for key in ("retired_at", "compromised_at"):
+                assert key not in signer or RFC3339.match(signer[key])
+            signer = signer["certificate"]
+        assert isinstance(signer, bytes)
+        cert = x509.load_der_x509_certificate(signer)
+        cert.verify_directly_issued_by(root)
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        assert usage.digital_signature
+        assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     # the city: the bundle's issuer; the root's subject names it in OU, for people
     ou = root.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
     assert [a.value for a in ou] == [body["issuer"]]
@@ -149,11 +159,15 @@ def revocation_id(number: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, issued):
-    """A copy of the city with two issued reports revokes one and exports its bundle."""
+    """A copy of the city with two issued reports rotates its key and records the old one
+    compromised, revokes one report and exports its bundle."""
     home = tmp_path_factory.mktemp("interop") / "city"
     shutil.copytree(issued["home"], home)
     city = city_at(home)
     reports = [issued["busy"][0], issued["clean"][0]]
+    old = city.keys.signer(NOW - timedelta(minutes=30)).kid.hex()
+    city.keys.rotate(NOW - timedelta(minutes=10))
+    city.keys.revoke(old, compromised_at=NOW - timedelta(minutes=20), now=NOW)
     city.revoke(reports[0].document.number, reason="test", at=NOW)
     data = city.export_bundle(at=NOW, sequence=1_782_867_600)
     pin = hashlib.sha256(city.keys.root().public_bytes(DER)).hexdigest()
@@ -165,6 +179,11 @@ def test_exported_bundle_checks_out_with_an_independent_implementation(exported)
     pin_with_separators = ":".join(pin[i : i + 2] for i in range(0, 64, 2)).upper()
     body = check_bundle(data, pin_with_separators)
     assert body["issuer"] == "210100" and body["sequence"] == 1_782_867_600
+    assert body["format"] == "creditcert.bundle/2"
+    old, current = sorted(body["signers"], key=lambda s: "retired_at" not in s)
+    assert old["retired_at"] == "2026-07-01T10:50:00.123456+08:00"
+    assert old["compromised_at"] == "2026-07-01T10:40:00.123456+08:00"
+    assert set(current) == {"certificate"}
     assert body["issued_at"] == "2026-07-01T11:00:00.123456+08:00"
     revoked, kept = (r.document.number for r in reports)
     assert body["revoked"] == [revocation_id(revoked)]

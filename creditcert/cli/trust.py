@@ -11,16 +11,20 @@ from rich.table import Table
 from creditcert.cli.base import (
     HomeOpt,
     JsonOpt,
+    err,
+    fail,
     group,
     now,
     open_city,
     out,
     parse_date,
+    parse_time,
     print_json,
     read_input,
     today,
 )
 from creditcert.cli.render import print_verification
+from creditcert.errors import PartnerError
 from creditcert.files import write_atomically
 from creditcert.trust.keys import fingerprint
 
@@ -28,7 +32,7 @@ keys_app = group("keys", "The city's signing keys (root and signers).")
 partner_app = group("partner", "Partner cities' bundles (keys, catalog, revocations).")
 agreement_app = group("agreement", "Mutual-recognition agreements with partners.")
 
-KEYS_FORMAT = "creditcert.keys/1"
+KEYS_FORMAT = "creditcert.keys/2"
 AGREEMENTS_FORMAT = "creditcert.agreements/1"
 PARTNERS_FORMAT = "creditcert.partners/1"
 
@@ -48,9 +52,38 @@ def keys_rotate(home: HomeOpt = None) -> None:
     out.print(f"new signing key {info.kid} (valid to {info.not_after:%Y-%m-%d}) is current")
 
 
+@keys_app.command("revoke")
+def keys_revoke(
+    kid: Annotated[str, typer.Argument(help="The signing key's id (creditcert keys list).")],
+    compromised_at: Annotated[
+        str,
+        typer.Option(
+            "--compromised-at",
+            help="Earliest time the key may have leaked (ISO 8601; Beijing time if no offset).",
+        ),
+    ],
+    home: HomeOpt = None,
+) -> None:
+    """Record a signing key as compromised: whatever it signed with a later issue time is
+    rejected, here and, once they import our next bundle, by partners."""
+    state = open_city(home).keys.revoke(
+        kid, compromised_at=parse_time(compromised_at, "--compromised-at"), now=now()
+    )
+    out.print(
+        f"key {kid} compromised since {state.compromised_at.isoformat()}: reports it signed "
+        "later are rejected; run `creditcert partner export` and send partners the bundle",
+        markup=False,
+    )
+
+
+def _when(value) -> str | None:
+    return value.isoformat() if value else None
+
+
 @keys_app.command("list")
 def keys_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """Key ids, validity and SHA-256 fingerprints (never the private keys)."""
+    """Key ids, validity, retirement and SHA-256 fingerprints (never the private keys); a damaged
+    key file is listed with its problem."""
     infos = open_city(home).keys.list()
     if as_json:
         print_json(
@@ -62,9 +95,12 @@ def keys_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                         "role": i.role,
                         "current": i.current,
                         "subject": i.subject,
-                        "not_before": i.not_before.isoformat(),
-                        "not_after": i.not_after.isoformat(),
+                        "not_before": _when(i.not_before),
+                        "not_after": _when(i.not_after),
                         "sha256": i.fingerprint,
+                        "retired_at": _when(i.state.retired_at),
+                        "compromised_at": _when(i.state.compromised_at),
+                        "problem": i.problem,
                     }
                     for i in infos
                 ],
@@ -72,12 +108,27 @@ def keys_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         )
         return
     table = Table()
-    for col in ("kid", "role", "valid from", "valid to", "SHA-256 fingerprint"):
+    for col in ("kid", "role", "valid from", "valid to", "state", "SHA-256 fingerprint"):
         table.add_column(col)
     for i in infos:
         role = f"{i.role} (current)" if i.current else i.role
+        if i.problem:
+            table.add_row(i.kid or "?", role, "", "", "damaged", i.problem)
+            continue
+        state = (
+            f"compromised {i.state.compromised_at:%Y-%m-%d %H:%M}"
+            if i.state.compromised_at
+            else f"retired {i.state.retired_at:%Y-%m-%d %H:%M}"
+            if i.state.retired_at
+            else ""
+        )
         table.add_row(
-            i.kid, role, f"{i.not_before:%Y-%m-%d}", f"{i.not_after:%Y-%m-%d}", i.fingerprint
+            i.kid,
+            role,
+            f"{i.not_before:%Y-%m-%d}",
+            f"{i.not_after:%Y-%m-%d}",
+            state,
+            i.fingerprint,
         )
     out.print(table)
 
@@ -87,12 +138,15 @@ def partner_export(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write our bundle (.cose).")],
     home: HomeOpt = None,
 ) -> None:
-    """Write our signed bundle for partners: root and signing certificates, catalog, revocations."""
+    """Write our signed bundle for partners: root and signing certificates with their retirement
+    and compromise, catalog, revocations; its sequence is the next of our bundle counter."""
     city = open_city(home)
-    at = now()
-    data = city.export_bundle(at=at, sequence=int(at.timestamp()))
+    data = city.export_bundle(at=now())
     write_atomically(out_file, data)
     out.print(f"wrote {out_file} ({len(data):,} bytes)", markup=False)
+    for info in city.keys.list():
+        if info.problem and info.role == "signer":
+            err.print(f"left out of the bundle: {info.problem}", markup=False)
     out.print(f"partners pin our root: {fingerprint(city.keys.root())}")
 
 
@@ -107,7 +161,10 @@ def partner_import(
 ) -> None:
     """Import or update a partner's bundle, checked against its pinned root. Exit 0 imported,
     1 refused (the checks say why)."""
-    result = open_city(home).import_bundle(read_input(file), pin=fingerprint, at=now())
+    try:
+        result = open_city(home).import_bundle(read_input(file), pin=fingerprint, at=now())
+    except PartnerError as exc:
+        fail(f"{file}: {exc}")
     if as_json:
         print_json(result.to_json())
     else:
@@ -127,14 +184,10 @@ def partner_import(
 @partner_app.command("list")
 def partner_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Partners whose bundles we hold, whether each is usable now, and our agreements."""
-    city = open_city(home)
-    at = now()
-    rows = []
-    for code in city.partners.codes():
-        stored = city.partners.stored(code, at=at)
-        b = stored.bundle
-        agreement = city.partners.agreement(code, b.catalog) if b else None
-        rows.append((code, b, stored.problem, agreement))
+    rows = [
+        (stored.code, stored.bundle, stored.problem or problem, agreement)
+        for stored, agreement, problem in open_city(home).partners.listing(at=now())
+    ]
     if as_json:
         print_json(
             {
@@ -200,8 +253,6 @@ def agreement_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 @agreement_app.command("show")
 def agreement_show(partner: str, home: HomeOpt = None) -> None:
     """One agreement with its domain mapping (theirs → ours)."""
-    from creditcert.cli.base import fail
-
     match = [a for a in open_city(home).partners.agreements(at=now()) if a.partner == partner]
     if not match:
         fail(f"no agreement with {partner}")

@@ -3,6 +3,7 @@ map onto ours (docs/partners.md). Only mapped domains of a partner's report are 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date
@@ -38,6 +39,9 @@ def parse_agreement(text: str, *, source: str, ours: Catalog, theirs: Catalog) -
     )
     if raw.get("format") != FORMAT:
         raise PartnerError(f"{source}: format: got {raw.get('format')!r}, expected {FORMAT}")
+    partner = raw.get("partner")
+    if not isinstance(partner, str) or not re.fullmatch(r"\d{6}", partner):
+        raise PartnerError(f"{source}: partner: got {partner!r:.40}, expected a 6-digit city code")
     start, end, mapping = raw.get("start"), raw.get("end"), raw.get("mapping")
     if not (isinstance(start, date) and isinstance(end, date) and start <= end):
         raise PartnerError(f"{source}: start and end must be dates with start <= end")
@@ -48,4 +52,4 @@ def parse_agreement(text: str, *, source: str, ours: Catalog, theirs: Catalog) -
             raise PartnerError(f"{source}: mapping: {their!r} is not in the partner's catalog")
         if our not in ours.codes:
             raise PartnerError(f"{source}: mapping: {their} = {our!r}, not in our catalog")
-    return Agreement(str(raw.get("partner")), start, end, dict(mapping))
+    return Agreement(partner, start, end, dict(mapping))

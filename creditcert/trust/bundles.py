@@ -1,10 +1,12 @@
 """Partner bundles: what a city publishes so partners can verify its reports (docs/partners.md).
 
 A bundle is a COSE_Sign1 made with the city's *root* key over a CBOR map: the city, its root and
-signing certificates, its domain catalog, the ids of the reports it revoked and a sequence
-number. A partner imports it once with the root's SHA-256 fingerprint, learned out of band; later
-bundles must chain to that pinned root and carry a higher sequence. Checking a bundle returns the
-same Verification shape as checking a report.
+signing certificates with the time each was retired or compromised, its domain catalog, the ids
+of the reports it revoked and a sequence number. A partner imports it once with the root's
+SHA-256 fingerprint, learned out of band; later bundles must chain to that pinned root and carry a
+higher sequence. Checking a bundle returns the same Verification shape as checking a report.
+Format 2 added the signers' retirement and compromise; format 1 bundles are still read (their
+keys have no such times).
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from creditcert.errors import Reason
 from creditcert.registry import Registry
 from creditcert.rules import catalog as catalog_mod
 from creditcert.rules.catalog import Catalog
-from creditcert.trust.keys import KeyStore, fingerprint
+from creditcert.trust.keys import KeyState, KeyStore, fingerprint, kid_of, role_problem
 from creditcert.verify.result import Checklist, Verification
 
-BUNDLE_FORMAT = "creditcert.bundle/1"
+BUNDLE_FORMAT = "creditcert.bundle/2"
+READABLE_FORMATS = ("creditcert.bundle/1", BUNDLE_FORMAT)
 MAX_BUNDLE = 1 << 20
 BUNDLE_DAYS = 30  # a bundle is republished at least monthly
-MAX_BUNDLE_DAYS = 92  # a bundle claiming a longer validity is refused
+MAX_BUNDLE_DAYS = 31  # a bundle claiming a longer validity is refused
+_SIGNER_KEYS = {"certificate", "retired_at", "compromised_at"}
 MAX_SEQUENCE = 2**53  # sequences stay exact in every language's numbers
 
 
@@ -58,6 +62,7 @@ class Bundle:
     signers: tuple[x509.Certificate, ...]
     catalog: Catalog
     revoked: frozenset[bytes]
+    states: dict[bytes, KeyState]  # kid → retirement and compromise (format 2)
 
     def valid_at(self, when: datetime) -> bool:
         return self.issued_at <= when < self.expires_at
@@ -80,8 +85,19 @@ class Bundle:
 def export_bundle(
     settings: Settings, keys: KeyStore, registry: Registry, *, now: datetime, sequence: int
 ) -> bytes:
-    """Our bundle, signed with the root key (which must be at hand for this)."""
+    """Our bundle, signed with the root key (which must be at hand for this). A signer whose
+    certificate or state cannot be read is left out (`keys list` names it)."""
     der = serialization.Encoding.DER
+    signers = []
+    for entry in keys.entries():
+        if entry.certificate is None or entry.problem:
+            continue
+        item = {"certificate": entry.certificate.public_bytes(der)}
+        for key in ("retired_at", "compromised_at"):
+            when = getattr(entry.state, key)
+            if when is not None:
+                item[key] = when.isoformat()
+        signers.append(item)
     body = {
         "format": BUNDLE_FORMAT,
         "issuer": settings.issuer.admin_code,
@@ -91,7 +107,7 @@ def export_bundle(
         "issued_at": now.isoformat(),
         "expires_at": (now + timedelta(days=BUNDLE_DAYS)).isoformat(),
         "root": keys.root().public_bytes(der),
-        "signers": [c.public_bytes(der) for c in keys.certificates()],
+        "signers": signers,
         "catalog": catalog_mod.as_raw(settings.catalog),
         "catalog_digest": settings.catalog.digest,
         "revoked": sorted(revocation_id(n) for n in registry.revoked_numbers()),
@@ -118,13 +134,13 @@ def verify_bundle(data: bytes, pin: str, *, at: datetime, after_sequence: int = 
     try:
         message = decode_unverified(data)
         body = cbor2.loads(message.payload)
-        if not isinstance(body, dict) or body.get("format") != BUNDLE_FORMAT:
-            raise ValueError(f"not a {BUNDLE_FORMAT} map")
+        if not isinstance(body, dict) or body.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"not a {' or '.join(READABLE_FORMATS)} map")
         root = x509.load_der_x509_certificate(body["root"])
-    except Exception as exc:  # DecodeError, or a body that is not a bundle
-        cl.fail("format.bundle", Reason.MALFORMED, f"not a {BUNDLE_FORMAT} bundle ({exc})")
+    except Exception as exc:  # DecodeError, EOFError, nesting, or a body that is not a bundle
+        cl.fail("format.bundle", Reason.MALFORMED, f"not a creditcert bundle ({exc})"[:300])
         return cl.result()
-    cl.ok("format.bundle", f"{BUNDLE_FORMAT}, {len(data):,} bytes")
+    cl.ok("format.bundle", f"{body['format']}, {len(data):,} bytes")
     pinned = normalise_pin(pin)
     if fingerprint(root) != pinned:
         cl.fail(
@@ -197,29 +213,20 @@ def _content(body: dict, root: x509.Certificate) -> Bundle:
     sequence = need("sequence", int)
     if not 0 < sequence < MAX_SEQUENCE:
         raise _Refused(Reason.BAD_CONTENT, f"sequence {sequence} outside 1 … 2^53")
-    try:
-        issued = datetime.fromisoformat(need("issued_at", str))
-        expires = datetime.fromisoformat(need("expires_at", str))
-    except ValueError as exc:
-        raise _Refused(Reason.BAD_CONTENT, f"issued_at/expires_at: {exc}") from None
-    if issued.tzinfo is None or expires.tzinfo is None:
-        raise _Refused(Reason.BAD_CONTENT, "issued_at/expires_at need a UTC offset")
+    issued, expires = (
+        _time(need("issued_at", str), "issued_at"),
+        _time(need("expires_at", str), "expires_at"),
+    )
     if not timedelta(0) < expires - issued <= timedelta(days=MAX_BUNDLE_DAYS):
         raise _Refused(
-            Reason.BAD_CONTENT, f"validity {issued:%Y-%m-%d} to {expires:%Y-%m-%d} is not 1–92 days"
+            Reason.BAD_CONTENT,
+            f"validity {issued:%Y-%m-%d} to {expires:%Y-%m-%d} is not 1 second to "
+            f"{MAX_BUNDLE_DAYS} days",
         )
     revoked = need("revoked", list)
     if not all(isinstance(r, bytes) and len(r) == 16 for r in revoked):
         raise _Refused(Reason.BAD_CONTENT, "revoked: expected 16-byte byte strings")
-    try:
-        signers = tuple(x509.load_der_x509_certificate(d) for d in need("signers", list))
-        for cert in signers:
-            cert.verify_directly_issued_by(root)
-    except Exception as exc:
-        raise _Refused(
-            Reason.BAD_CONTENT,
-            f"signers: not certificates issued by the root ({type(exc).__name__})",
-        ) from None
+    signers, states = _signers(need("signers", list), root, body["format"])
     try:
         catalog = catalog_mod.parse(need("catalog", dict), source=f"bundle of {issuer}")
     except Exception as exc:  # a hostile catalog map may fail in any of parse's steps
@@ -227,5 +234,62 @@ def _content(body: dict, root: x509.Certificate) -> Bundle:
     if catalog.digest != body.get("catalog_digest"):
         raise _Refused(Reason.BAD_CATALOG, "bundle catalog does not match its digest")
     return Bundle(
-        issuer, name, name_en, sequence, issued, expires, root, signers, catalog, frozenset(revoked)
+        issuer,
+        name,
+        name_en,
+        sequence,
+        issued,
+        expires,
+        root,
+        signers,
+        catalog,
+        frozenset(revoked),
+        states,
     )
+
+
+def _time(text: str, key: str) -> datetime:
+    """RFC 3339 with a UTC offset (a naive time is refused: whose clock would it be?)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise _Refused(Reason.BAD_CONTENT, f"{key}: {exc}") from None
+    if when.tzinfo is None:
+        raise _Refused(Reason.BAD_CONTENT, f"{key}: {text!r} has no UTC offset")
+    return when
+
+
+def _signers(
+    items: list, root: x509.Certificate, version: str
+) -> tuple[tuple[x509.Certificate, ...], dict[bytes, KeyState]]:
+    """Format 1: DER certificates. Format 2: maps of `certificate` with optional `retired_at`
+    and `compromised_at`. Each a signing certificate issued directly by the root."""
+    certs, states = [], {}
+    for n, item in enumerate(items):
+        times: dict[str, datetime] = {}
+        if version == BUNDLE_FORMAT:
+            if not isinstance(item, dict) or not set(item) <= _SIGNER_KEYS:
+                raise _Refused(
+                    Reason.BAD_CONTENT, f"signers[{n}]: expected a map of {sorted(_SIGNER_KEYS)}"
+                )
+            for key in ("retired_at", "compromised_at"):
+                if key in item:
+                    value = item[key]
+                    if not isinstance(value, str):
+                        raise _Refused(Reason.BAD_CONTENT, f"signers[{n}].{key}: expected text")
+                    times[key] = _time(value, f"signers[{n}].{key}")
+            item = item.get("certificate")
+        try:
+            cert = x509.load_der_x509_certificate(item)
+            cert.verify_directly_issued_by(root)
+        except Exception as exc:
+            raise _Refused(
+                Reason.BAD_CONTENT,
+                f"signers[{n}]: not a certificate issued by the root ({type(exc).__name__})",
+            ) from None
+        problem = role_problem(cert, "signer")
+        if problem:
+            raise _Refused(Reason.BAD_CONTENT, f"signers[{n}] {problem}")
+        certs.append(cert)
+        states[kid_of(cert)] = KeyState(times.get("retired_at"), times.get("compromised_at"))
+    return tuple(certs), states

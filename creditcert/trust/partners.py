@@ -1,8 +1,12 @@
 """The partners we trust, on disk: <home>/partners/<code>/ holds `pin` (the root's fingerprint),
 `bundle.cose` (the newest bundle that passed every check) and `agreement.toml` (docs/config.md).
 
-Each file is replaced atomically and the pin is written before the bundle, so a crash leaves the
-old state or the new one; a bundle that no longer loads never blocks the import of a good one.
+Each file is replaced atomically (tmp, fsync, rename). Bundle and pin form a unit by order: the pin
+is written first and never changes for a city (another root is refused), so the only state between
+the two writes is a pin without a bundle, which every reader treats as a partner not imported yet;
+the next import completes it. The bundle carries its own sequence, so there is no third file to
+keep in step. A stored bundle that no longer loads makes only that partner unusable, and never
+blocks the import of a good one.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from creditcert.errors import PartnerError
-from creditcert.files import write_atomically
+from creditcert.errors import PartnerError, Reason
+from creditcert.files import remove_debris, write_atomically
 from creditcert.rules.catalog import Catalog
+from creditcert.stages import reached
 from creditcert.trust.agreements import Agreement, parse_agreement
 from creditcert.trust.bundles import Bundle, normalise_pin, peek_issuer, verify_bundle
 from creditcert.trust.keys import fingerprint
 from creditcert.verify.result import Verification
 
-_CODE = re.compile(r"^\d{6}$")
+_CODE = re.compile(r"\d{6}")
+NOT_IMPORTED = "no bundle imported"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,7 @@ class PartnerStore:
         self.own_code = own_code
 
     def _where(self, code: str) -> Path:
-        if not _CODE.match(code):
+        if not _CODE.fullmatch(code):
             raise PartnerError(f"{code!r} is not a 6-digit city code")
         return self.dir / code
 
@@ -48,14 +54,17 @@ class PartnerStore:
         path = self._where(code) / "pin"
         try:
             return normalise_pin(path.read_text()) or None
-        except FileNotFoundError:
+        except (OSError, UnicodeDecodeError):
             return None
 
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         """Check a bundle and keep it when every check passes; the result says what was found."""
         code = peek_issuer(data)
-        if code is None:
-            return verify_bundle(data, pin or "", at=at)  # reports the malformed bundle
+        if code is None:  # not a bundle at all: an input error, not a refused bundle
+            first = verify_bundle(data, pin or "", at=at).failures[0]
+            if first.step == "format.bundle":
+                raise PartnerError(first.message, first.reason)
+            raise PartnerError("the bundle names no 6-digit issuer code", Reason.BAD_CONTENT)
         if code == self.own_code:
             raise PartnerError(f"the bundle claims our own city code {code}; refusing it")
         pinned = self.pin(code)
@@ -69,8 +78,13 @@ class PartnerStore:
         )
         if result.verdict.accepted and result.bundle is not None:
             where = self._where(code)
-            write_atomically(where / "pin", (fingerprint(result.bundle.root) + "\n").encode())
+            where.mkdir(parents=True, exist_ok=True)
+            remove_debris(where)
+            if pinned is None:
+                write_atomically(where / "pin", (fingerprint(result.bundle.root) + "\n").encode())
+                reached("partner.import.pin-written")
             write_atomically(where / "bundle.cose", data)
+            reached("partner.import.bundle-written")
         return result
 
     def stored(self, code: str, *, at: datetime) -> Stored:
@@ -80,7 +94,7 @@ class PartnerStore:
         try:
             data = (where / "bundle.cose").read_bytes()
         except FileNotFoundError:
-            return Stored(code, None, "no bundle imported")
+            return Stored(code, None, NOT_IMPORTED)
         except OSError as exc:
             return Stored(code, None, f"bundle unreadable ({exc.strerror})")
         if pin is None:
@@ -100,10 +114,25 @@ class PartnerStore:
             )
         return Stored(code, bundle, None)
 
+    def listing(self, *, at: datetime) -> list[tuple[Stored, Agreement | None, str | None]]:
+        """Every partner directory with its bundle and agreement as usable at `at`; a damaged
+        file is shown with its problem, never raised, so one partner cannot hide the others."""
+        rows = []
+        for code in self.codes():
+            stored = self.stored(code, at=at)
+            agreement, problem = None, None
+            if stored.bundle is not None:
+                try:
+                    agreement = self.agreement(code, stored.bundle.catalog)
+                except PartnerError as exc:
+                    problem = f"agreement refused: {exc}"
+            rows.append((stored, agreement, problem))
+        return rows
+
     def codes(self) -> list[str]:
         if not self.dir.is_dir():
             return []
-        return sorted(p.name for p in self.dir.iterdir() if _CODE.match(p.name) and p.is_dir())
+        return sorted(p.name for p in self.dir.iterdir() if _CODE.fullmatch(p.name) and p.is_dir())
 
     def add_agreement(self, text: str, *, source: str, at: datetime) -> Agreement:
         import tomllib
@@ -112,7 +141,9 @@ class PartnerStore:
             probe = str(tomllib.loads(text).get("partner", ""))
         except tomllib.TOMLDecodeError as exc:
             raise PartnerError(f"{source}: not valid TOML: {exc}") from None
-        bundle = self.stored(probe, at=at).bundle if _CODE.match(probe) else None
+        if not _CODE.fullmatch(probe):
+            raise PartnerError(f"{source}: partner {probe!r} is not a 6-digit city code")
+        bundle = self.stored(probe, at=at).bundle
         if bundle is None:
             raise PartnerError(f"{source}: partner {probe!r} unknown: import its bundle first")
         agreement = parse_agreement(text, source=source, ours=self.ours, theirs=bundle.catalog)
@@ -125,7 +156,14 @@ class PartnerStore:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        return parse_agreement(text, source=str(path), ours=self.ours, theirs=theirs)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PartnerError(
+                f"{path}: unreadable ({exc}); run `creditcert agreement add`"
+            ) from None
+        agreement = parse_agreement(text, source=str(path), ours=self.ours, theirs=theirs)
+        if agreement.partner != code:
+            raise PartnerError(f"{path} names partner {agreement.partner}, not {code}")
+        return agreement
 
     def agreements(self, *, at: datetime) -> list[Agreement]:
         """Every agreement whose partner's bundle we hold (expired bundles included)."""

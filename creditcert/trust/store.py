@@ -4,33 +4,37 @@ Two kinds of issuer: our own city (its pinned root, every signing key it made, i
 the status of a number) and a partner (root, signing keys, revocation list and catalog from its
 bundle, and our agreement with it). Each supplies its own status and scope checks. A partner whose
 bundle has expired or cannot be used is kept aside as unavailable, so a report signed by it is
-*cannot decide* naming the partner and the cause, never an unknown key.
+*cannot decide* naming the partner and the cause, never an unknown key; so is one of our own keys
+whose certificate, state or root cannot be read. Each issuer carries the retirement and compromise
+of its keys (ours from keys/, a partner's from its bundle).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
 
 from creditcert.envelope.qr import QrSummary
-from creditcert.errors import Reason
+from creditcert.errors import KeyFileError, Reason
 from creditcert.model.clock import SHANGHAI
 from creditcert.registry import Entry, Registry
 from creditcert.rules.catalog import Catalog
 from creditcert.trust.agreements import Agreement
 from creditcert.trust.bundles import revocation_id
-from creditcert.trust.keys import kid_of
+from creditcert.trust.keys import KeyState, KeyStore, kid_of
+from creditcert.trust.partners import NOT_IMPORTED, PartnerStore
 from creditcert.verify.result import Checklist, Status
 
 
 @dataclass(frozen=True, slots=True)
 class OwnCity:
     code: str
-    root: x509.Certificate
+    root: x509.Certificate | None  # None: no keys here, or a damaged root (see unavailable)
     signers: tuple[x509.Certificate, ...]
     registry: Registry | None  # None: status cannot be checked here
+    states: dict[bytes, KeyState] = field(default_factory=dict)
 
     label = "our city"
 
@@ -74,6 +78,7 @@ class Partner:
     revoked: frozenset[bytes]
     catalog: Catalog
     agreement: Agreement | None
+    states: dict[bytes, KeyState] = field(default_factory=dict)
 
     label = "partner"
 
@@ -144,12 +149,19 @@ Issuer = OwnCity | Partner
 
 @dataclass(frozen=True, slots=True)
 class Unavailable:
-    """A partner whose bundle we hold but cannot use now (expired, refused, unreadable).
-    `signers` are known when the bundle itself was sound but out of date."""
+    """A partner whose bundle we hold but cannot use now (expired, refused, unreadable), or one
+    of our own keys whose files are damaged. `signers` are known when the bundle itself was sound
+    but out of date; `kid` narrows it to one key when only the key's file name is known."""
 
     code: str
     problem: str
     signers: tuple[x509.Certificate, ...] = ()
+    kid: bytes | None = None
+    reason: Reason = Reason.PARTNER_UNAVAILABLE
+
+    def describe(self) -> str:
+        who = "our key" if self.reason is Reason.KEY_UNUSABLE else f"partner {self.code}"
+        return f"{who}: {self.problem}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +182,10 @@ class TrustStore:
         """The unavailable partner that may have signed: one whose known keys include the kid,
         the one the report itself names, or one whose keys we could not read at all."""
         for u in self.unavailable:
-            if (
+            if u.kid is not None:
+                if u.kid == kid:
+                    return u
+            elif (
                 not u.signers
                 or u.code == claimed_issuer
                 or any(kid_of(c) == kid for c in u.signers)
@@ -180,3 +195,70 @@ class TrustStore:
 
     def describe(self) -> str:
         return ", ".join(i.code for i in self.issuers)
+
+
+def build_trust(
+    keys: KeyStore, partners: PartnerStore, *, at: datetime, registry: Registry | None = None
+) -> TrustStore:
+    """Our own city and every partner whose bundle we hold, as usable at `at`. Every file is read
+    alone: a damaged one sets aside only the key or partner it belongs to."""
+    code = keys.admin_code
+    unavailable: list[Unavailable] = []
+    root = None
+    if keys.root_cert.exists() or keys.root_key.exists():  # else a home that only verifies
+        try:
+            root = keys.root()
+        except KeyFileError as exc:
+            unavailable.append(Unavailable(code, str(exc), reason=Reason.KEY_UNUSABLE))
+    signers, states = [], {}
+    for entry in keys.entries():
+        if entry.refused:
+            continue
+        if entry.certificate is None or entry.problem or root is None:
+            if entry.problem:
+                unavailable.append(
+                    Unavailable(
+                        code,
+                        entry.problem,
+                        (entry.certificate,) if entry.certificate else (),
+                        entry.kid,
+                        Reason.KEY_UNUSABLE,
+                    )
+                )
+            elif entry.certificate is not None:  # the root is damaged: name it for this key
+                unavailable.append(
+                    Unavailable(
+                        code,
+                        unavailable[0].problem,
+                        (entry.certificate,),
+                        entry.kid,
+                        Reason.KEY_UNUSABLE,
+                    )
+                )
+            continue
+        signers.append(entry.certificate)
+        states[entry.kid] = entry.state
+    own = OwnCity(code, root, tuple(signers), registry, states)
+    found = []
+    for stored, agreement, problem in partners.listing(at=at):
+        bundle = stored.bundle
+        if bundle is None and stored.problem == NOT_IMPORTED:
+            continue  # a pin alone: a first import that has not finished
+        if bundle is None or stored.problem is not None or problem is not None:
+            signers_known = bundle.signers if bundle else ()
+            why = stored.problem or problem or "unusable"
+            unavailable.append(Unavailable(stored.code, why, signers_known))
+            continue
+        found.append(
+            Partner(
+                stored.code,
+                bundle.name,
+                bundle.root,
+                bundle.signers,
+                bundle.revoked,
+                bundle.catalog,
+                agreement,
+                bundle.states,
+            )
+        )
+    return TrustStore(own, tuple(found), tuple(unavailable))

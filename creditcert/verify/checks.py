@@ -66,8 +66,8 @@ def signature(
         if stale is not None:
             cl.undecided(
                 step,
-                Reason.PARTNER_UNAVAILABLE,
-                f"kid {kid.hex()} is not a key we can use now; partner {stale.code}: {stale.problem}",
+                stale.reason,
+                f"kid {kid.hex()} is not a key we can use now; {stale.describe()}",
             )
         else:
             cl.fail(
@@ -94,7 +94,10 @@ def signature(
 
 def key_at_issue(signed: Signed, issued: datetime, cl: Checklist, part: str) -> None:
     """The signing certificate is signed by the issuer's pinned root (signature and issuer name;
-    no extensions or path length are checked) and was valid when the report was issued."""
+    its role was checked when it was loaded), was valid when the report was issued, and had not
+    been retired or compromised by then. The time compared is the issue time the document
+    states: a forger holding an old key can backdate it, which no time check can catch
+    (docs/verify.md, "Retired and compromised keys")."""
     try:
         signed.certificate.verify_directly_issued_by(signed.issuer.root)
         cl.ok(
@@ -120,6 +123,13 @@ def key_at_issue(signed: Signed, issued: datetime, cl: Checklist, part: str) -> 
             Reason.KEY_NOT_VALID_AT_ISSUE,
             f"report issued {issued:%Y-%m-%d}, key valid {span}",
         )
+    step = f"issuer.key-in-service.{part}"
+    state = signed.issuer.states.get(signed.kid)
+    refused = state.refusal(issued) if state else None
+    if refused:
+        cl.fail(step, refused[0], f"report issued {issued.isoformat()}, {refused[1]}")
+    else:
+        cl.ok(step, f"key {signed.kid.hex()} in service when the report was issued")
 
 
 def issuer_named(claimed: str, number: str, signed: Signed, cl: Checklist, part: str) -> None:
@@ -220,8 +230,8 @@ def pades(reader, trust: TrustStore, at: datetime, cl: Checklist) -> bytes | Non
             if stale is not None:
                 cl.undecided(
                     "issuer.pades-signer",
-                    Reason.PARTNER_UNAVAILABLE,
-                    f"PDF signed by key {kid.hex()}; partner {stale.code}: {stale.problem}",
+                    stale.reason,
+                    f"PDF signed by key {kid.hex()}; {stale.describe()}",
                 )
             else:
                 cl.fail(
