@@ -137,6 +137,7 @@ def test_a_correction_replaces_the_record_and_keeps_the_old_version(fresh_city, 
             if r["record_id"] == revoked["record_id"]
         ]
         assert row["revoked"] is True
+        assert store.dataset_info(s.catalog.domain(DOMAIN)).rows == rows_before
 
     city = city_at(fresh_city.home)
     code = revoked["credit_code"]

@@ -32,7 +32,14 @@ from creditcert.data.exports import (
     read_rows,
     write_quarantine,
 )
-from creditcert.data.index import append_to_index, bounded, rebuild_index, signature, write_parquet
+from creditcert.data.index import (
+    append_to_index,
+    bounded,
+    rebuild_index,
+    replace_in_index,
+    signature,
+    write_parquet,
+)
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
 from creditcert.data.store import INDEX_NAME, dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
@@ -413,7 +420,9 @@ def _merge(
         target,
         data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
     )
-    if (data_dir / INDEX_NAME).exists() and not replaced:
-        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
-    else:  # replaced rows must leave the index: rebuild it from the datasets
+    if not (data_dir / INDEX_NAME).exists():
         rebuild_index(data_dir, catalog)
+    elif replaced:
+        replace_in_index(data_dir, catalog, domain.dataset, fresh, previous)
+    else:
+        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
