@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from creditcert.cli.app import app
+from creditcert.data import sample
 from creditcert.data.history import history_path
 from creditcert.data.ingest import ingest_file
 from creditcert.data.store import Store, dataset_path
@@ -163,6 +164,38 @@ def test_a_correction_replaces_the_record_and_keeps_the_old_version(fresh_city, 
         (True, later),
         (False, None),
     ]
+
+
+def test_a_resent_export_row_revoked_with_a_new_fine_is_applied(fresh_city, tmp_path):
+    """The findings' reproduction: the department's own columns, no id column (the id is
+    derived from code and decision number), 是否撤销=是 and another fine on the re-send."""
+    s = fresh_city.settings
+    orig = tmp_path / "10-orig.csv"
+    sample.export_department_file(
+        s.data_dir,
+        s.catalog,
+        s.issuer,
+        domain_code=DOMAIN,
+        rows=5,
+        bad_rows=0,
+        seed=7,
+        as_of=date(2026, 6, 30),
+        path=orig,
+    )
+    assert counts(ingest(fresh_city, orig)) == (5, 5, 0, 0, 0)
+    with open(orig, encoding="utf-8", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    rows = [[*r, "否"] for r in rows]
+    rows[0][-1], rows[0][header.index("罚款金额（万元）")] = "是", "3.44"
+    corrected = tmp_path / "10-corrected.csv"
+    with open(corrected, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([[*header, "是否撤销"], *rows])
+    result = ingest(fresh_city, corrected, now=NOW + timedelta(hours=1))
+    assert counts(result) == (5, 0, 1, 0, 4)
+    [now_live] = [r for r in live(fresh_city.home).values() if r["decision_no"] == rows[0][2]]
+    assert now_live["revoked"] is True and now_live["fine_amount"] == Decimal("34400.00")
+    [old] = pq.read_table(result.history).to_pylist()
+    assert old["revoked"] is False and old["record_id"] == now_live["record_id"]
 
 
 def test_conflicting_versions_in_one_file_are_quarantined_together(fresh_city, tmp_path):

@@ -292,22 +292,22 @@ def ingest_file(
     with exclusive(data_dir):
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
+        con.register("conflicting", pa.table({"conflicting_id": pa.array(versions, pa.string())}))
         try:
             con.execute(
                 "CREATE TEMP TABLE incoming AS SELECT i.*, CASE "
-                "WHEN list_contains(CAST($conflicting AS VARCHAR[]), i.record_id) THEN 'conflicting-versions' "
+                "WHEN c.conflicting_id IS NOT NULL THEN 'conflicting-versions' "
                 "WHEN s.credit_code IS NULL THEN 'unregistered' "
                 "WHEN e.record_id IS NULL THEN 'new' "
                 "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
                 "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
                 f"WHEN {history.same_content('e', 'i')} THEN 'present' "
                 "ELSE 'updated' END AS verdict "
-                "FROM incoming_arrow i "
+                "FROM incoming_arrow i LEFT JOIN conflicting c ON c.conflicting_id = i.record_id "
                 "LEFT JOIN (SELECT DISTINCT credit_code FROM read_parquet($register)) s "
                 "  USING (credit_code) "
                 f"LEFT JOIN ({_existing_sql(target)}) e USING (record_id)",
-                {"register": str(register), "conflicting": list(versions)}
-                | ({"target": str(target)} if target.exists() else {}),
+                {"register": str(register)} | ({"target": str(target)} if target.exists() else {}),
             ).fetchall()
         except duckdb.Error as exc:
             raise DataError(
