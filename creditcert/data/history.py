@@ -47,10 +47,11 @@ def same_content(a: str, b: str) -> str:
     return " AND ".join(f'{a}."{n}" IS NOT DISTINCT FROM {b}."{n}"' for n, _ in RECORD_COLUMNS)
 
 
-def _applied(history: str, live: str) -> str:
-    """SQL: the history rows that were applied, i.e. without a pending entry (module doc)."""
+def _applied(history: str, live: str, where: str = "true") -> str:
+    """SQL: the history rows that were applied, i.e. without a pending entry (module doc);
+    `where` narrows the history first (a record's entries all belong to one subject)."""
     return (
-        f"WITH h AS (SELECT * FROM {history}), "
+        f"WITH h AS (SELECT * FROM {history} WHERE {where}), "
         "latest AS (SELECT * FROM h QUALIFY row_number() OVER "
         "  (PARTITION BY domain, record_id ORDER BY superseded_at DESC) = 1), "
         f"pending AS (SELECT l.domain, l.record_id, l.superseded_at FROM latest l JOIN {live} v "
@@ -167,8 +168,7 @@ def versions(
         if pasts:
             con.register("live_rows", live)
             past = con.sql(
-                f"SELECT * FROM ({_applied('read_parquet($h)', 'live_rows')}) "
-                "WHERE credit_code = $code",
+                _applied("read_parquet($h)", "live_rows", "credit_code = $code"),
                 params={"h": [str(p) for p in pasts], "code": credit_code},
             ).to_arrow_table()
     except duckdb.Error as exc:
