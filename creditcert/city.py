@@ -19,6 +19,7 @@ from pathlib import Path
 
 from creditcert import config, lookup
 from creditcert.config import Settings
+from creditcert.data import history
 from creditcert.data.store import Store
 from creditcert.errors import IssueError
 from creditcert.issue.issuer import IssuedReport, issue_report
@@ -132,6 +133,15 @@ class City:
     def lookup(self, code: str, request: Request) -> Findings:
         with self.store() as store:
             return lookup.lookup(store, self.settings, code, request)
+
+    def record_history(
+        self, code: str, *, domains: Sequence[str] | None = None, at: datetime | None = None
+    ) -> list[history.Version]:
+        """Every version of a subject's records, the ones corrections replaced included; with
+        `at`, the version each had at that time (what a report issued then rested on)."""
+        catalog = self.settings.catalog
+        chosen = [catalog.domain(d) for d in domains] if domains else None
+        return history.versions(self.settings.data_dir, catalog, code, domains=chosen, at=at)
 
     # --- issuing -------------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ def test_gbk_export_is_detected_validated_and_merged(fresh_city, tmp_path):
     assert result.encoding == "gb18030"
     assert result.read == 300
     assert result.read == result.accepted + result.quarantined + result.already_present
+    assert result.updated == 0
     assert result.quarantined == 16 and result.already_present == 0
     bad = quarantine_rows(result)
     assert len(bad) == 16

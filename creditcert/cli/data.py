@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from creditcert import config
 from creditcert.cli.base import (
@@ -22,6 +23,7 @@ from creditcert.cli.base import (
     open_city,
     out,
     parse_date,
+    parse_time,
     print_json,
     today,
 )
@@ -41,6 +43,7 @@ DOMAINS_FORMAT = "creditcert.domains/1"
 DOMAIN_FORMAT = "creditcert.domain/1"
 PURPOSES_FORMAT = "creditcert.purposes/1"
 DATA_STATUS_FORMAT = "creditcert.data-status/1"
+DATA_HISTORY_FORMAT = "creditcert.data-history/1"
 
 
 @app.command()
@@ -264,9 +267,10 @@ def ingest(
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Validate every row; merge good rows into the domain's dataset, quarantine bad ones.
+    """Validate every row; merge good rows into the domain's dataset, apply corrections (the
+    replaced versions go to the history), quarantine bad rows.
 
-    Exit 0 when every row was accepted or already present, 1 when some were quarantined.
+    Exit 0 when every row was accepted, updated or already present, 1 when some were quarantined.
     """
     from creditcert.data.exports import ColumnMap
     from creditcert.data.ingest import ingest_file
@@ -293,7 +297,8 @@ def ingest(
     else:
         out.print(
             f"{file} ({result.encoding}) → {result.domain}: read {result.read:,}, "
-            f"accepted {result.accepted:,}, quarantined {result.quarantined:,}, "
+            f"accepted {result.accepted:,}, updated {result.updated:,}, "
+            f"quarantined {result.quarantined:,}, "
             f"already present {result.already_present:,}",
             markup=False,
         )
@@ -302,6 +307,8 @@ def ingest(
                 f"  {result.legacy_codes} accepted row(s) carry a legacy code that fails "
                 "its checksum but is registered"
             )
+        if result.history:
+            out.print(f"  replaced versions kept in: {result.history}", markup=False)
         if result.quarantine_file:
             out.print(f"  quarantine: {result.quarantine_file}", markup=False)
     raise typer.Exit(1 if result.quarantined else 0)
@@ -380,4 +387,50 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         table.add_column(col)
     for c, n, t, p, e in rows:
         table.add_row(c, f"{n:,}" if n is not None else "-", t or "-", p or e)
+    out.print(table)
+
+
+@data_app.command("history")
+def data_history(
+    code: Annotated[str, typer.Argument(help="The subject's credit code.")],
+    domain: Annotated[
+        list[str] | None, typer.Option(help="Only this domain (repeatable; default: all).")
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Only the version each record had at this time (ISO 8601)."),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every version of a subject's records: the current one and each one a correction replaced,
+    with when. With --at, what a report issued at that time rested on."""
+    when = parse_time(at, "--at") if at else None
+    found = open_city(home).record_history(code, domains=domain, at=when)
+    if as_json:
+        print_json(
+            {
+                "format": DATA_HISTORY_FORMAT,
+                "credit_code": code,
+                "at": when.isoformat() if when else None,
+                "versions": [v.to_json() for v in found],
+            }
+        )
+        return
+    table = Table()
+    for col in ("domain", "record", "decision", "date", "revoked", "repaired", "fine", "version"):
+        table.add_column(col)
+    for v in found:
+        r = v.record
+        cells = (
+            v.domain,
+            r["record_id"],
+            r["decision_no"],
+            str(r["decision_date"]),
+            "是" if r["revoked"] else "否",
+            str(r["repair_date"] or "-"),
+            str(r["fine_amount"] or "-"),
+            "current" if v.current else f"replaced {v.superseded_at:%Y-%m-%d %H:%M:%S}",
+        )
+        table.add_row(*(Text(c) for c in cells))  # department data is never markup
     out.print(table)

@@ -270,3 +270,40 @@ def append_to_index(
             _record_source(con, dataset, path, rows, read_cutoff(path))
     if stale:
         rebuild_index(data_dir, catalog)
+
+
+def replace_in_index(
+    data_dir: Path,
+    catalog: Catalog,
+    dataset: str,
+    fresh: pa.Table,
+    previous: tuple[int, int] | None,
+) -> None:
+    """Put ingested rows into the index when some of them correct records it holds: the old
+    row of each record id in `fresh` leaves as the new one arrives, in one transaction, so the
+    index never holds two versions of a record. Like append_to_index, a stale index is rebuilt.
+    """
+    index = data_dir / INDEX_NAME
+    path = dataset_path(data_dir, dataset)
+    with _index_transaction(index, "index update") as con:
+        known = con.execute(
+            "SELECT size, mtime_ns FROM sources WHERE dataset = ?", [dataset]
+        ).fetchall()
+        stale = (tuple(known[0]) if known else None) != previous
+        if not stale:
+            con.register("fresh_arrow", fresh)
+            con.execute(
+                "DELETE FROM records WHERE dataset = ? "
+                "AND record_id IN (SELECT record_id FROM fresh_arrow)",
+                [dataset],
+            ).fetchall()
+            con.execute(
+                "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
+                [dataset],
+            ).fetchall()
+            [(rows,)] = con.execute(
+                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
+            ).fetchall()
+            _record_source(con, dataset, path, rows, read_cutoff(path))
+    if stale:
+        rebuild_index(data_dir, catalog)

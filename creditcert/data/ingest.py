@@ -3,8 +3,10 @@
 Every row is validated; good rows are merged into the domain's Parquet dataset (sorted, written
 atomically) and appended to the lookup index; every bad row goes to a quarantine CSV with its row
 number, field and reason, together with the row as it was read. Nothing is lost:
-read = accepted + quarantined + already present, always. Re-ingesting a file adds nothing, because
-a record's id is stable (the file's own id column, or a digest of domain, code and decision number).
+read = accepted + updated + quarantined + already present, always. A record's id is stable (the
+file's own id column, or a digest of domain, code and decision number), so re-ingesting a file adds
+nothing, and a re-sent record with changed content (revoked on review, repaired, amended) is a
+correction: it replaces the live version, which moves to the history (creditcert.data.history).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from creditcert.data import history
 from creditcert.data.exports import (
     ColumnMap,
     Quarantine,
@@ -30,7 +33,14 @@ from creditcert.data.exports import (
     parse_date,
     read_rows,
 )
-from creditcert.data.index import append_to_index, bounded, rebuild_index, signature, write_parquet
+from creditcert.data.index import (
+    append_to_index,
+    bounded,
+    rebuild_index,
+    replace_in_index,
+    signature,
+    write_parquet,
+)
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
 from creditcert.data.store import INDEX_NAME, dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
@@ -38,6 +48,7 @@ from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
 from creditcert.rules.catalog import Catalog, Domain
 from creditcert.rules.vocab import KIND_BY_ZH, PENALTY_BY_ZH, TIER_BY_ZH, Kind, PenaltyType, Tier
+from creditcert.stages import reached
 
 _SPLIT = re.compile(r"[;；、,，/|]+")
 _SERIOUS = {PenaltyType.LICENSE_REVOCATION, PenaltyType.CLOSURE, PenaltyType.DETENTION}
@@ -52,25 +63,29 @@ class IngestResult:
     encoding: str
     read: int
     accepted: int
+    updated: int  # corrections: records re-sent with changed content, now current
     quarantined: int
     already_present: int
     legacy_codes: int  # accepted rows whose registered code fails a checksum
     quarantine_file: Path | None
     dataset: Path
+    history: Path | None  # where the replaced versions went, when there were corrections
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": "creditcert.ingest/1",
+            "format": "creditcert.ingest/2",
             "source": str(self.source),
             "domain": self.domain,
             "encoding": self.encoding,
             "read": self.read,
             "accepted": self.accepted,
+            "updated": self.updated,
             "quarantined": self.quarantined,
             "already_present": self.already_present,
             "legacy_codes": self.legacy_codes,
             "quarantine_file": str(self.quarantine_file) if self.quarantine_file else None,
             "dataset": str(self.dataset),
+            "history": str(self.history) if self.history else None,
         }
 
 
@@ -232,7 +247,8 @@ def ingest_file(
     batches: list[pa.RecordBatch] = []
     chunk: list[dict[str, Any]] = []
     bad = Quarantine(path, enc, domain.code, header, quarantine_dir, now)
-    first_seen: dict[str, int] = {}
+    first_seen: dict[str, tuple[int, int]] = {}  # record id -> (row, fingerprint of its content)
+    versions: dict[str, list[tuple[int, list[str] | None]]] = {}  # ids given twice, differently
     read = 0
     for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
         if not any(cell.strip() for cell in raw):
@@ -241,14 +257,16 @@ def ingest_file(
         values = {f: raw[i] for i, f in enumerate(fields) if f and i < len(raw)}
         record, problems, check = validate_row(values, domain, default_kind, today)
         if record is not None and record["record_id"] in first_seen:
-            problems = [
-                RowError("record_id", f"duplicate of row {first_seen[record['record_id']]}")
-            ]
-            record = None
+            rid = record["record_id"]
+            first, fingerprint = first_seen[rid]
+            if fingerprint != _fingerprint(record):
+                versions.setdefault(rid, [(first, None)]).append((number, raw))
+                continue
+            problems, record = [RowError("record_id", f"duplicate of row {first}")], None
         if record is None:
             bad.append((number, problems, raw))
             continue
-        first_seen[record["record_id"]] = number
+        first_seen[record["record_id"]] = (number, _fingerprint(record))
         record["row_no"] = number
         record["legacy_code"] = bool(check.problems)
         chunk.append(record)
@@ -257,26 +275,36 @@ def ingest_file(
             chunk = []
     batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
     del first_seen
+    for rid, given in versions.items():
+        rows_text = ", ".join(str(n) for n, _ in given)
+        reason = RowError(
+            "record_id",
+            f"conflicting-versions: rows {rows_text} give different versions of record {rid}; "
+            "send only the current one",
+        )
+        for n, raw in given:
+            bad.append((n, [reason], raw))
 
     target = dataset_path(data_dir, domain.dataset)
     with exclusive(data_dir):
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
+        con.register("conflicting", pa.table({"conflicting_id": pa.array(versions, pa.string())}))
         try:
             con.execute(
                 "CREATE TEMP TABLE incoming AS SELECT i.*, CASE "
+                "WHEN c.conflicting_id IS NOT NULL THEN 'conflicting-versions' "
                 "WHEN s.credit_code IS NULL THEN 'unregistered' "
                 "WHEN e.record_id IS NULL THEN 'new' "
-                "WHEN e.credit_code = i.credit_code AND e.decision_no = i.decision_no "
-                "     AND e.decision_date = i.decision_date THEN 'present' "
-                "ELSE 'conflict' END AS verdict "
-                "FROM incoming_arrow i "
+                "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
+                "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
+                f"WHEN {history.same_content('e', 'i')} THEN 'present' "
+                "ELSE 'updated' END AS verdict "
+                "FROM incoming_arrow i LEFT JOIN conflicting c ON c.conflicting_id = i.record_id "
                 "LEFT JOIN (SELECT DISTINCT credit_code FROM read_parquet($register)) s "
                 "  USING (credit_code) "
                 f"LEFT JOIN ({_existing_sql(target)}) e USING (record_id)",
-                {"register": str(register), "target": str(target)}
-                if target.exists()
-                else {"register": str(register)},
+                {"register": str(register)} | ({"target": str(target)} if target.exists() else {}),
             ).fetchall()
         except duckdb.Error as exc:
             raise DataError(
@@ -286,9 +314,10 @@ def ingest_file(
             "SELECT row_no, verdict, credit_code, record_id FROM incoming "
             "WHERE verdict IN ('unregistered', 'conflict')"
         ).fetchall()
-        [(accepted, already, legacy)] = con.execute(
-            "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'present'), "
-            "count(*) FILTER (verdict = 'new' AND legacy_code) FROM incoming"
+        [(accepted, updated, already, legacy)] = con.execute(
+            "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'updated'), "
+            "count(*) FILTER (verdict = 'present'), "
+            "count(*) FILTER (verdict IN ('new', 'updated') AND legacy_code) FROM incoming"
         ).fetchall()
         for number, verdict, code, rid in late:
             if verdict == "unregistered":
@@ -296,36 +325,60 @@ def ingest_file(
                 also = f" and fails its checksum: {check.describe()}" if check.problems else ""
                 reason = RowError("credit_code", f"{code} is not in the subject register{also}")
             else:
-                reason = RowError("record_id", f"{rid} already holds a different record")
+                reason = RowError(
+                    "record_id",
+                    f"record-id-conflict: {rid} already holds a record of another subject or "
+                    "decision number; give this record its own id",
+                )
             bad.append((number, [reason], None))
         quarantine_file = bad.close()
-        if accepted:
-            _merge(con, target, now, data_dir, catalog, domain)
+        kept = None
+        if updated:  # the replaced versions are saved before they are replaced
+            con.execute(
+                "CREATE TEMP TABLE superseded AS SELECT * FROM read_parquet($target) "
+                "SEMI JOIN (SELECT record_id FROM incoming WHERE verdict = 'updated') "
+                "USING (record_id)",
+                {"target": str(target)},
+            ).fetchall()
+            kept = history.append(
+                con,
+                "superseded",
+                data_dir=data_dir,
+                dataset=domain.dataset,
+                now=now,
+                source=path,
+            )
+            reached("ingest.history-written")
+        if accepted or updated:
+            _merge(con, target, now, data_dir, catalog, domain, replaced=bool(updated))
         con.close()
-    assert read == accepted + len(bad) + already, "every row read is accounted for"
+    assert read == accepted + updated + len(bad) + already, "every row read is accounted for"
     return IngestResult(
         source=path,
         domain=domain.code,
         encoding=enc,
         read=read,
         accepted=accepted,
+        updated=updated,
         quarantined=len(bad),
         already_present=already,
         legacy_codes=legacy,
         quarantine_file=quarantine_file,
         dataset=target,
+        history=kept,
     )
+
+
+def _fingerprint(record: dict[str, Any]) -> int:
+    """Which version of a record a row gives, to tell a repeated row from a conflicting one."""
+    return hash(tuple(tuple(v) if isinstance(v, list) else v for v in record.values()))
 
 
 def _existing_sql(target: Path) -> str:
+    cols = select_list(RECORD_COLUMNS)
     if target.exists():
-        return (
-            "SELECT record_id, credit_code, decision_no, decision_date FROM read_parquet($target)"
-        )
-    return (
-        "SELECT NULL::VARCHAR AS record_id, NULL::VARCHAR AS credit_code, "
-        "NULL::VARCHAR AS decision_no, NULL::DATE AS decision_date WHERE false"
-    )
+        return f"SELECT {cols} FROM read_parquet($target)"
+    return f"SELECT {cols} FROM incoming_arrow WHERE false"
 
 
 _INCOMING = pa.schema(
@@ -334,16 +387,29 @@ _INCOMING = pa.schema(
 
 
 def _merge(
-    con, target: Path, now: datetime, data_dir: Path, catalog: Catalog, domain: Domain
+    con,
+    target: Path,
+    now: datetime,
+    data_dir: Path,
+    catalog: Catalog,
+    domain: Domain,
+    *,
+    replaced: bool,
 ) -> None:
-    """Rewrite the dataset with the new rows (sorted, atomically), then bring the index along."""
+    """Rewrite the dataset with the new and corrected rows (sorted, atomically), then bring the
+    index along; corrected rows replace their old versions in both."""
     cols = select_list(RECORD_COLUMNS)
     fresh = con.sql(
-        f"SELECT {cols} FROM incoming WHERE verdict = 'new' ORDER BY credit_code, record_id"
+        f"SELECT {cols} FROM incoming WHERE verdict IN ('new', 'updated') "
+        "ORDER BY credit_code, record_id"
     ).to_arrow_table()
     con.register("fresh", fresh)
     previous = signature(target)
-    old = f"SELECT {cols} FROM read_parquet($old) UNION ALL " if previous else ""
+    old = (
+        f"SELECT {cols} FROM read_parquet($old) ANTI JOIN fresh USING (record_id) UNION ALL "
+        if previous
+        else ""
+    )
     write_parquet(
         con,
         f"{old}SELECT * FROM fresh ORDER BY credit_code, record_id",
@@ -351,7 +417,9 @@ def _merge(
         target,
         data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
     )
-    if (data_dir / INDEX_NAME).exists():
-        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
-    else:
+    if not (data_dir / INDEX_NAME).exists():
         rebuild_index(data_dir, catalog)
+    elif replaced:
+        replace_in_index(data_dir, catalog, domain.dataset, fresh, previous)
+    else:
+        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
