@@ -139,3 +139,6 @@ class Reason(StrEnum):
     NOT_VALID_NOW = "not-valid-now", "the bundle is not within its validity"
     STALE_SEQUENCE = "stale-sequence", "the bundle is not newer than the one we hold"
     REFUSED = "refused", "an agreement or bundle was refused (the message says why)"
+    # issuance that did not complete (docs/report.md §7)
+    NOT_COMPLETED = "not-completed", "the number was drawn but its report was never completed"
+    VOIDED = "voided", "the number was voided: its issuance failed and no report exists"

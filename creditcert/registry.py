@@ -1,15 +1,22 @@
-"""The issuance registry: every report issued, by number (docs/report.md §7).
+"""The issuance registry: every report number drawn, and what became of it (docs/report.md §7).
 
 An interface with one embedded implementation, SQLite in the city's home; a PostgreSQL registry
 shared by several issuing nodes is the planned addition behind the same methods. Numbers are a
 PRIMARY KEY, so two reports can never share one, whichever process issued them.
+
+A number is `pending` from the moment it is drawn (the rate limit is counted then) until its PDF
+is on disk, when it becomes `issued`; an attempt that fails or dies in between ends `void`.
+Only `issued` reports can be revoked; `pending` and `issued` ones count toward the rate limit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -26,12 +33,16 @@ CREATE TABLE IF NOT EXISTS reports (
     issued_at    TEXT NOT NULL,      -- ISO 8601, Beijing time
     issued_day   TEXT NOT NULL,      -- YYYY-MM-DD, Beijing time (rate limit)
     valid_until  TEXT NOT NULL,
-    status       TEXT NOT NULL DEFAULT 'issued',  -- issued | revoked
+    status       TEXT NOT NULL DEFAULT 'issued',  -- pending | issued | void | revoked
     revoked_at   TEXT,
     revoked_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS reports_by_subject ON reports (subject_code, purpose, issued_day);
 """
+# Added after the first release: who drew a pending number (host:pid), so a crashed attempt on
+# this host can be voided at once instead of after the grace period.
+OWNER_COLUMN = "ALTER TABLE reports ADD COLUMN owner TEXT"
+COUNTED = "('pending', 'issued')"  # statuses that use up the rate limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,10 @@ class RateLimited(IssueError):
 
 
 class Registry(Protocol):
-    def add(self, entry: Entry, *, rate_limit: int) -> None: ...
+    def reserve(self, entry: Entry, *, rate_limit: int) -> None: ...
+    def complete(self, number: str) -> bool: ...
+    def void(self, number: str) -> bool: ...
+    def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]: ...
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
     def get(self, number: str) -> Entry | None: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
@@ -85,6 +99,10 @@ class SqliteRegistry:
         self._con = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(SCHEMA)
+        columns = {row[1] for row in self._con.execute("PRAGMA table_info(reports)")}
+        if "owner" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process was first
+                self._con.execute(OWNER_COLUMN)
 
     def close(self) -> None:
         self._con.close()
@@ -96,13 +114,17 @@ class SqliteRegistry:
         self.close()
 
     def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int:
+        """Reports of the day that count toward the rate limit (pending or issued: a void or
+        revoked one frees its place)."""
         return self._con.execute(
-            "SELECT count(*) FROM reports WHERE subject_code = ? AND purpose IS ? AND issued_day = ?",
+            "SELECT count(*) FROM reports WHERE subject_code = ? AND purpose IS ? "
+            f"AND issued_day = ? AND status IN {COUNTED}",
             (subject_code, purpose, day),
         ).fetchone()[0]
 
-    def add(self, entry: Entry, *, rate_limit: int) -> None:
-        """Record an issued report; the rate limit is checked in the same transaction."""
+    def reserve(self, entry: Entry, *, rate_limit: int) -> None:
+        """Record a drawn number as pending (owned by this process); the rate limit is checked
+        in the same transaction."""
         day = entry.issued_at.date().isoformat()
         con = self._con
         con.execute("BEGIN IMMEDIATE")
@@ -111,7 +133,7 @@ class SqliteRegistry:
                 raise RateLimited(entry.subject_code, entry.purpose, rate_limit, day)
             con.execute(
                 "INSERT INTO reports (number, issuer, subject_code, purpose, digest, key_id, "
-                "issued_at, issued_day, valid_until, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "issued_at, issued_day, valid_until, status, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.number,
                     entry.issuer,
@@ -122,7 +144,8 @@ class SqliteRegistry:
                     entry.issued_at.isoformat(),
                     day,
                     entry.valid_until.isoformat(),
-                    entry.status,
+                    "pending",
+                    f"{socket.gethostname()}:{os.getpid()}",
                 ),
             )
         except sqlite3.IntegrityError:
@@ -133,25 +156,57 @@ class SqliteRegistry:
             raise
         con.execute("COMMIT")
 
+    def _move(self, number: str, old: str, new: str) -> bool:
+        """One statement, atomic on its own in autocommit mode; False if not in state `old`."""
+        return bool(
+            self._con.execute(
+                "UPDATE reports SET status = ? WHERE number = ? AND status = ?", (new, number, old)
+            ).rowcount
+        )
+
+    def complete(self, number: str) -> bool:
+        """pending → issued, once the report's PDF is on disk; False if it was voided meanwhile."""
+        return self._move(number, "pending", "issued")
+
+    def void(self, number: str) -> bool:
+        """pending → void: the attempt failed; the number is never used and no longer counts."""
+        return self._move(number, "pending", "void")
+
+    def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]:
+        """Pending numbers whose issuing process is gone: drawn on this host by a process that
+        no longer runs, or drawn more than `grace` before `at` (another host, or a reused pid)."""
+        here = socket.gethostname()
+        found = []
+        rows = self._con.execute(
+            "SELECT number, issued_at, owner FROM reports WHERE status = ?", ("pending",)
+        )
+        for number, issued_at, owner in rows.fetchall():
+            host, _, pid = (owner or "").rpartition(":")
+            dead = host == here and pid.isdigit() and not _running(int(pid))
+            if dead or datetime.fromisoformat(issued_at) < at - grace:
+                found.append(number)
+        return found
+
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
-        """Mark a report revoked (the row stays: a revoked report is still a fact)."""
+        """Mark an issued report revoked (the row stays: a revoked report is still a fact)."""
         if not reason.strip():
             raise IssueError("a revocation needs a reason")
         changed = self._con.execute(  # one statement: atomic on its own in autocommit mode
             "UPDATE reports SET status = 'revoked', revoked_at = ?, revoked_reason = ? "
-            "WHERE number = ? AND status <> 'revoked'",
+            "WHERE number = ? AND status = 'issued'",
             (at.isoformat(), reason.strip(), number),
         ).rowcount
         entry = self.get(number)
         if entry is None:
             raise IssueError(f"{number} is not in this registry")
         if not changed:
-            raise IssueError(f"{number} was already revoked")
+            raise IssueError(f"{number} is {STATUS_WORDS[entry.status]}: nothing to revoke")
         return entry
 
     def revoked_numbers(self) -> list[str]:
-        """Every revoked report number (our bundle publishes them for partners)."""
-        rows = self._con.execute("SELECT number FROM reports WHERE status = 'revoked'")
+        """Every number a partner must refuse (our bundle publishes them): revoked reports, and
+        voided numbers, whose signed PDF may have been made but was never delivered."""
+        rows = self._con.execute("SELECT number FROM reports WHERE status IN ('revoked', 'void')")
         return sorted(n for (n,) in rows)
 
     def count(self) -> int:
@@ -168,6 +223,24 @@ class SqliteRegistry:
         return Entry(
             *row[:6], datetime.fromisoformat(row[6]), datetime.fromisoformat(row[7]), row[8]
         )
+
+
+STATUS_WORDS = {
+    "pending": "still being issued (or its issuing process died; it will be voided)",
+    "issued": "issued",
+    "void": "void (its issuance failed; it was never issued)",
+    "revoked": "already revoked",
+}
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
