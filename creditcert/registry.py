@@ -200,7 +200,10 @@ class SqliteRegistry:
         if entry is None:
             raise IssueError(f"{number} is not in this registry")
         if not changed:
-            raise IssueError(f"{number} is {STATUS_WORDS[entry.status]}: nothing to revoke")
+            already = "already " if entry.status == "revoked" else ""
+            raise IssueError(
+                f"{number} is {already}{STATUS_WORDS[entry.status]}: nothing to revoke"
+            )
         return entry
 
     def revoked_numbers(self) -> list[str]:
@@ -229,7 +232,7 @@ STATUS_WORDS = {
     "pending": "still being issued (or its issuing process died; it will be voided)",
     "issued": "issued",
     "void": "void (its issuance failed; it was never issued)",
-    "revoked": "already revoked",
+    "revoked": "revoked",
 }
 
 

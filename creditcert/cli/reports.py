@@ -167,8 +167,9 @@ def _copy(target: Path | None, data: bytes, number: str) -> None:
     try:
         write_atomically(target, data)
     except OSError as exc:
+        cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
         fail(
-            f"{target}: cannot write ({exc.strerror or exc}); report {number} is issued and kept: "
+            f"cannot write {target} ({cause}); report {number} is issued and kept: "
             f"fetch it with `creditcert report get {number} --out FILE`"
         )
 
