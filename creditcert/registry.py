@@ -65,10 +65,11 @@ class NumberTaken(IssueError):
 class RateLimited(IssueError):
     """The subject has had its reports of this purpose for the day."""
 
-    def __init__(self, subject_code: str, purpose: str | None, limit: int, day: str):
+    def __init__(self, subject_code: str, purpose: str | None, day: str, counted: list[str]):
         super().__init__(
-            f"rate limit: {subject_code} already has {limit} report(s) for purpose "
-            f"{purpose or '(custom domains)'} on {day}"
+            f"rate limit: {subject_code} already has {len(counted)} report(s) for purpose "
+            f"{purpose or '(custom domains)'} on {day} ({', '.join(counted)}); "
+            "`creditcert report get NUMBER` fetches one again, `creditcert revoke` frees its place"
         )
 
 
@@ -77,7 +78,7 @@ class Registry(Protocol):
     def complete(self, number: str) -> bool: ...
     def void(self, number: str) -> bool: ...
     def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]: ...
-    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
+    def check_rate(self, subject_code: str, purpose: str | None, day: str, limit: int) -> None: ...
     def get(self, number: str) -> Entry | None: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
     def revoked_numbers(self) -> list[str]: ...
@@ -113,14 +114,20 @@ class SqliteRegistry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int:
-        """Reports of the day that count toward the rate limit (pending or issued: a void or
-        revoked one frees its place)."""
-        return self._con.execute(
-            "SELECT count(*) FROM reports WHERE subject_code = ? AND purpose IS ? "
-            f"AND issued_day = ? AND status IN {COUNTED}",
+    def check_rate(self, subject_code: str, purpose: str | None, day: str, limit: int) -> None:
+        """Raise RateLimited, naming the reports that count, when the subject has had `limit`
+        reports of the purpose that day (pending or issued: a void or revoked one frees its
+        place). 0 means no limit."""
+        if not limit:
+            return
+        rows = self._con.execute(
+            "SELECT number FROM reports WHERE subject_code = ? AND purpose IS ? "
+            f"AND issued_day = ? AND status IN {COUNTED} ORDER BY issued_at",
             (subject_code, purpose, day),
-        ).fetchone()[0]
+        )
+        counted = [n for (n,) in rows]
+        if len(counted) >= limit:
+            raise RateLimited(subject_code, purpose, day, counted)
 
     def reserve(self, entry: Entry, *, rate_limit: int) -> None:
         """Record a drawn number as pending (owned by this process); the rate limit is checked
@@ -129,8 +136,7 @@ class SqliteRegistry:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
-            if rate_limit and self.issued_on(entry.subject_code, entry.purpose, day) >= rate_limit:
-                raise RateLimited(entry.subject_code, entry.purpose, rate_limit, day)
+            self.check_rate(entry.subject_code, entry.purpose, day, rate_limit)
             con.execute(
                 "INSERT INTO reports (number, issuer, subject_code, purpose, digest, key_id, "
                 "issued_at, issued_day, valid_until, status, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

@@ -25,7 +25,7 @@ from creditcert.lookup import Findings
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
 from creditcert.model.document import ReportDocument
-from creditcert.registry import Entry, NumberTaken, RateLimited, Registry
+from creditcert.registry import Entry, NumberTaken, Registry
 from creditcert.stages import reached
 from creditcert.trust.keys import Signer
 
@@ -111,8 +111,7 @@ def issue_report(
     purpose = request.purpose
     today = at.astimezone(SHANGHAI).date().isoformat()
     limit = settings.rate_limit_per_day
-    if limit and registry.issued_on(findings.subject.credit_code, purpose, today) >= limit:
-        raise RateLimited(findings.subject.credit_code, purpose, limit, today)
+    registry.check_rate(findings.subject.credit_code, purpose, today, limit)
     doc = _reserve(findings, settings, signer, registry, at, limit)
     reached("report.number-reserved")
     path = pdf_path(reports_dir, doc.number)
