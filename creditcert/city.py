@@ -2,6 +2,7 @@
 
     city = City.open("/srv/shenyang")
     report = city.issue("91210102MA0000001G", city.request(purpose="bidding", as_of=today), at=now)
+    pdf = city.report_pdf(report.document.number, at=later)  # the kept copy, while valid
     result = city.verify(pdf_bytes, at=now)
 
 City owns the home's layout (docs/config.md); the CLI and the service parse their input, make one
@@ -21,11 +22,12 @@ from creditcert import config, lookup
 from creditcert.config import Settings
 from creditcert.data import history
 from creditcert.data.store import Store
-from creditcert.errors import IssueError
-from creditcert.issue.issuer import IssuedReport, issue_report
+from creditcert.errors import IssueError, RegistryError
+from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
-from creditcert.registry import Entry, SqliteRegistry
+from creditcert.registry import STATUS_WORDS, Entry, SqliteRegistry
+from creditcert.registry import opened as registry_at
 from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
@@ -102,7 +104,7 @@ class City:
 
     @contextmanager
     def registry(self, *, read_only: bool = False) -> Iterator[SqliteRegistry]:
-        with SqliteRegistry(self.layout.registry, read_only=read_only) as registry:
+        with registry_at(self.layout.registry, read_only=read_only) as registry:
             yield registry
 
     # --- asking --------------------------------------------------------------------------------
@@ -117,9 +119,12 @@ class City:
         years: int | None = None,
         start: date | None = None,
         end: date | None = None,
+        at: datetime | None = None,
     ) -> Request:
-        """What a lookup or report covers: a purpose, a list of domains or all, and a period."""
-        return lookup.resolve_request(
+        """What a lookup or report covers: a purpose, a list of domains or all, and a period.
+        Given the clock (`at`), an as-of day after its Beijing day is refused here already;
+        lookup and issue refuse it in any case."""
+        request = lookup.resolve_request(
             self.settings.catalog,
             as_of=as_of,
             purpose=purpose,
@@ -129,8 +134,14 @@ class City:
             start=start,
             end=end,
         )
+        if at is not None:
+            lookup.check_not_future(request, at)
+        return request
 
-    def lookup(self, code: str, request: Request) -> Findings:
+    def lookup(self, code: str, request: Request, *, at: datetime) -> Findings:
+        """What the subject's record holds for the request, answered at `at` (the clock: an
+        as-of day after it is refused)."""
+        lookup.check_not_future(request, at)
         with self.store() as store:
             return lookup.lookup(store, self.settings, code, request)
 
@@ -148,10 +159,13 @@ class City:
     def issue(
         self, code: str, request: Request, *, at: datetime, lang: str = "zh-en"
     ) -> IssuedReport:
-        """A signed report with its PDF, recorded in the registry."""
+        """A signed report with its PDF, kept as reports/<number>.pdf and recorded in the
+        registry as issued once the PDF is on disk (docs/report.md §7)."""
+        lookup.check_not_future(request, at)  # before keys and fonts are even looked at
         signer = self.keys.signer(at)  # a missing or expired key fails before any work
         renderer = self.renderer  # so does a missing CJK font
         with self.store() as store, self.registry() as registry:
+            settle(registry, self.layout.reports, at=at)
             return issue_report(
                 store,
                 self.settings,
@@ -161,15 +175,40 @@ class City:
                 request,
                 at=at,
                 renderer=renderer,
+                reports_dir=self.layout.reports,
                 lang=lang,
             )
 
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
-        canonical = report_number.parse(number)
-        if canonical is None:
-            raise IssueError(f"{number!r} is not a report number (shape or check character wrong)")
+        """Revoke an issued report; it no longer counts toward the subject's rate limit, so a
+        report issued for the wrong purpose can be replaced the same day."""
+        canonical = _number(number)
         with self.registry() as registry:
             return registry.revoke(canonical, reason=reason, at=at)
+
+    def report_pdf(self, number: str, *, at: datetime) -> tuple[Entry, bytes]:
+        """An issued report's PDF again, as the city kept it, while the report is valid at `at`
+        ("enterprises lose files"); revoked, void, expired or unknown numbers are refused."""
+        canonical = _number(number)
+        with self.registry() as registry:
+            settle(registry, self.layout.reports, at=at)
+            entry = registry.get(canonical)
+        if entry is None:
+            raise IssueError(f"{canonical} is not in this city's registry")
+        if entry.status != "issued":
+            raise IssueError(f"{canonical} is {STATUS_WORDS[entry.status]}: no PDF to give")
+        if not entry.issued_at <= at < entry.valid_until:
+            raise IssueError(
+                f"{canonical} was valid {entry.issued_at:%Y-%m-%d %H:%M} to "
+                f"{entry.valid_until:%Y-%m-%d %H:%M}, not at {at:%Y-%m-%d %H:%M}: issue a new report"
+            )
+        path = pdf_path(self.layout.reports, canonical)
+        try:
+            return entry, path.read_bytes()
+        except FileNotFoundError:
+            raise IssueError(
+                f"{path}: the kept PDF of {canonical} is missing (restore reports/ from a backup)"
+            ) from None
 
     # --- verifying -----------------------------------------------------------------------------
 
@@ -183,9 +222,12 @@ class City:
         """Verify a PDF or a photo (bytes), a QR text or a typed report number (str); the kind
         of input is sniffed unless given. Reads only: works on a read-only home."""
         if self.layout.registry.exists():
-            with self.registry(read_only=True) as registry:
-                trust = self.trust(at=at, registry=registry)
-                return Verifier(trust, at=at).verify(source, kind)
+            try:
+                with self.registry(read_only=True) as registry:
+                    trust = self.trust(at=at, registry=registry)
+                    return Verifier(trust, at=at).verify(source, kind)
+            except RegistryError:
+                pass  # an unreadable registry answers nothing: our numbers are cannot-decide
         return Verifier(self.trust(at=at), at=at).verify(source, kind)
 
     # --- partners ------------------------------------------------------------------------------
@@ -201,3 +243,10 @@ class City:
 
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         return self.partners.import_bundle(data, pin=pin, at=at)
+
+
+def _number(typed: str) -> str:
+    canonical = report_number.parse(typed)
+    if canonical is None:
+        raise IssueError(f"{typed!r} is not a report number (shape or check character wrong)")
+    return canonical

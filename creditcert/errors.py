@@ -41,6 +41,10 @@ class IssueError(CreditcertError):
     """A report cannot be issued (rate limit, registry)."""
 
 
+class RegistryError(CreditcertError):
+    """The registry file cannot be read or written (full disk, read-only home, damage)."""
+
+
 class PartnerError(CreditcertError):
     """A partner's bundle or agreement is refused; `reason` is a stable code."""
 
@@ -143,3 +147,6 @@ class Reason(StrEnum):
     KEY_RETIRED = "key-retired", "the key had been rotated out before the report's issue time"
     KEY_COMPROMISED = "key-compromised", "the key was reported compromised before its issue time"
     KEY_UNUSABLE = "key-unusable", "a file of the city's own keys is damaged; the key is unknown"
+    # issuance that did not complete (docs/report.md §7)
+    NOT_COMPLETED = "not-completed", "the number was drawn but its report was never completed"
+    VOIDED = "voided", "the number was voided: its issuance failed and no report exists"

@@ -74,8 +74,9 @@ class Findings:
     purpose: str | None
     as_of: date
     requested: Period
-    period: Period  # after clipping to the data-complete date
+    period: Period  # after clipping to the data-complete date and to the data cut-off
     clipped_to_complete_from: bool
+    clipped_to_data_cutoff: bool  # True when the period asked for ran past the data cut-off
     repair_policy: RepairPolicy
     catalog: Catalog
     domains: tuple[DomainFindings, ...]
@@ -102,6 +103,7 @@ class Findings:
             "requested": plain(self.requested),
             "period": plain(self.period),
             "clipped_to_complete_from": self.clipped_to_complete_from,
+            "clipped_to_data_cutoff": self.clipped_to_data_cutoff,
             "data_cutoff": self.data_cutoff.isoformat(),
             "repair_policy": self.repair_policy.value,
             "catalog": {
@@ -191,6 +193,23 @@ def resolve_request(
     return Request(picked, period, as_of, preset.code if preset else None)
 
 
+def check_not_future(request: Request, at: datetime) -> None:
+    """A lookup or report is about days that have happened: its as-of day is at most the day of
+    `at` (the issuing clock) in Beijing."""
+    today = at.astimezone(SHANGHAI).date()
+    if request.as_of > today:
+        raise RequestError(
+            f"as-of date {request.as_of} is after today ({today}, Beijing): a report cannot "
+            "certify days that have not happened; give --as-of today or earlier"
+        )
+
+
+def last_complete_day(cutoff: datetime) -> date:
+    """The last day the data covers in full: the day before the one it was extracted on
+    (records carry only a decision date, so the extraction day itself is incomplete)."""
+    return cutoff.astimezone(SHANGHAI).date() - timedelta(days=1)
+
+
 def find_subject(store: Store, raw_code: str) -> tuple[Subject, tuple[str, ...]]:
     """The registered subject for a code, and warnings about a legacy code's checksums.
 
@@ -215,15 +234,28 @@ def find_subject(store: Store, raw_code: str) -> tuple[Subject, tuple[str, ...]]
 
 
 def lookup(store: Store, settings: Settings, raw_code: str, request: Request) -> Findings:
-    """Per-domain findings for one registered subject; see the module docstring for the rules."""
+    """Per-domain findings for one registered subject; see the module docstring for the rules.
+
+    The period ends at the last day the data covers in full: with domains of different cut-offs,
+    the earliest one (docs/report.md §1). The clock is the caller's: City.lookup and issue_report
+    refuse an as-of day after it (check_not_future)."""
     subject, warnings = find_subject(store, raw_code)
     if request.period.end < settings.complete_from:
         raise RequestError(
             f"period ends {request.period.end}, before the data is complete "
             f"({settings.complete_from}); nothing can be reported for it"
         )
-    covered = _period(max(request.period.start, settings.complete_from), request.period.end)
     rows = store.records(subject.credit_code, request.domains)
+    cutoff = min(store.data_cutoff(d) for d in request.domains)
+    last = last_complete_day(cutoff)
+    if request.period.start > last:
+        raise RequestError(
+            f"period starts {request.period.start}, after the data cut-off "
+            f"({cutoff:%Y-%m-%d %H:%M}, complete to {last}); nothing can be reported for it"
+        )
+    covered = _period(
+        max(request.period.start, settings.complete_from), min(request.period.end, last)
+    )
     findings = []
     for domain in request.domains:
         window_start = years_back(request.as_of, domain.rules.window_years)
@@ -249,6 +281,7 @@ def lookup(store: Store, settings: Settings, raw_code: str, request: Request) ->
         requested=request.period,
         period=covered,
         clipped_to_complete_from=covered.start != request.period.start,
+        clipped_to_data_cutoff=covered.end != request.period.end,
         repair_policy=settings.repair_policy,
         catalog=settings.catalog,
         domains=tuple(findings),

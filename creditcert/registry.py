@@ -1,19 +1,28 @@
-"""The issuance registry: every report issued, by number (docs/report.md §7).
+"""The issuance registry: every report number drawn, and what became of it (docs/report.md §7).
 
 An interface with one embedded implementation, SQLite in the city's home; a PostgreSQL registry
 shared by several issuing nodes is the planned addition behind the same methods. Numbers are a
 PRIMARY KEY, so two reports can never share one, whichever process issued them.
+
+A number is `pending` from the moment it is drawn (the rate limit is counted then) until its PDF
+is on disk, when it becomes `issued`; an attempt that fails or dies in between ends `void`.
+Only `issued` reports can be revoked; `pending` and `issued` ones count toward the rate limit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from creditcert.errors import IssueError
+from creditcert.errors import IssueError, RegistryError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -26,12 +35,16 @@ CREATE TABLE IF NOT EXISTS reports (
     issued_at    TEXT NOT NULL,      -- ISO 8601, Beijing time
     issued_day   TEXT NOT NULL,      -- YYYY-MM-DD, Beijing time (rate limit)
     valid_until  TEXT NOT NULL,
-    status       TEXT NOT NULL DEFAULT 'issued',  -- issued | revoked
+    status       TEXT NOT NULL DEFAULT 'issued',  -- pending | issued | void | revoked
     revoked_at   TEXT,
     revoked_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS reports_by_subject ON reports (subject_code, purpose, issued_day);
 """
+# Added after the first release: who drew a pending number (host:pid), so a crashed attempt on
+# this host can be voided at once instead of after the grace period.
+OWNER_COLUMN = "ALTER TABLE reports ADD COLUMN owner TEXT"
+COUNTED = "('pending', 'issued')"  # statuses that use up the rate limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +67,20 @@ class NumberTaken(IssueError):
 class RateLimited(IssueError):
     """The subject has had its reports of this purpose for the day."""
 
-    def __init__(self, subject_code: str, purpose: str | None, limit: int, day: str):
+    def __init__(self, subject_code: str, purpose: str | None, day: str, counted: list[str]):
         super().__init__(
-            f"rate limit: {subject_code} already has {limit} report(s) for purpose "
-            f"{purpose or '(custom domains)'} on {day}"
+            f"rate limit: {subject_code} already has {len(counted)} report(s) for purpose "
+            f"{purpose or '(custom domains)'} on {day} ({', '.join(counted)}); "
+            "`creditcert report get NUMBER` fetches one again, `creditcert revoke` frees its place"
         )
 
 
 class Registry(Protocol):
-    def add(self, entry: Entry, *, rate_limit: int) -> None: ...
-    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int: ...
+    def reserve(self, entry: Entry, *, rate_limit: int) -> None: ...
+    def complete(self, number: str) -> bool: ...
+    def void(self, number: str) -> bool: ...
+    def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]: ...
+    def check_rate(self, subject_code: str, purpose: str | None, day: str, limit: int) -> None: ...
     def get(self, number: str) -> Entry | None: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
     def revoked_numbers(self) -> list[str]: ...
@@ -78,13 +95,17 @@ class SqliteRegistry:
         self.path = path
         if read_only:
             if not path.exists():
-                raise IssueError(f"no registry at {path}")
+                raise RegistryError(f"no registry at {path}")
             self._con = _connect_read_only(path)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         self._con = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(SCHEMA)
+        columns = {row[1] for row in self._con.execute("PRAGMA table_info(reports)")}
+        if "owner" not in columns:
+            with contextlib.suppress(sqlite3.OperationalError):  # another process was first
+                self._con.execute(OWNER_COLUMN)
 
     def close(self) -> None:
         self._con.close()
@@ -95,23 +116,32 @@ class SqliteRegistry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def issued_on(self, subject_code: str, purpose: str | None, day: str) -> int:
-        return self._con.execute(
-            "SELECT count(*) FROM reports WHERE subject_code = ? AND purpose IS ? AND issued_day = ?",
+    def check_rate(self, subject_code: str, purpose: str | None, day: str, limit: int) -> None:
+        """Raise RateLimited, naming the reports that count, when the subject has had `limit`
+        reports of the purpose that day (pending or issued: a void or revoked one frees its
+        place). 0 means no limit."""
+        if not limit:
+            return
+        rows = self._con.execute(
+            "SELECT number FROM reports WHERE subject_code = ? AND purpose IS ? "
+            f"AND issued_day = ? AND status IN {COUNTED} ORDER BY issued_at",
             (subject_code, purpose, day),
-        ).fetchone()[0]
+        )
+        counted = [n for (n,) in rows]
+        if len(counted) >= limit:
+            raise RateLimited(subject_code, purpose, day, counted)
 
-    def add(self, entry: Entry, *, rate_limit: int) -> None:
-        """Record an issued report; the rate limit is checked in the same transaction."""
+    def reserve(self, entry: Entry, *, rate_limit: int) -> None:
+        """Record a drawn number as pending (owned by this process); the rate limit is checked
+        in the same transaction."""
         day = entry.issued_at.date().isoformat()
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
-            if rate_limit and self.issued_on(entry.subject_code, entry.purpose, day) >= rate_limit:
-                raise RateLimited(entry.subject_code, entry.purpose, rate_limit, day)
+            self.check_rate(entry.subject_code, entry.purpose, day, rate_limit)
             con.execute(
                 "INSERT INTO reports (number, issuer, subject_code, purpose, digest, key_id, "
-                "issued_at, issued_day, valid_until, status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "issued_at, issued_day, valid_until, status, owner) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     entry.number,
                     entry.issuer,
@@ -122,7 +152,8 @@ class SqliteRegistry:
                     entry.issued_at.isoformat(),
                     day,
                     entry.valid_until.isoformat(),
-                    entry.status,
+                    "pending",
+                    f"{socket.gethostname()}:{os.getpid()}",
                 ),
             )
         except sqlite3.IntegrityError:
@@ -133,25 +164,60 @@ class SqliteRegistry:
             raise
         con.execute("COMMIT")
 
+    def _move(self, number: str, old: str, new: str) -> bool:
+        """One statement, atomic on its own in autocommit mode; False if not in state `old`."""
+        return bool(
+            self._con.execute(
+                "UPDATE reports SET status = ? WHERE number = ? AND status = ?", (new, number, old)
+            ).rowcount
+        )
+
+    def complete(self, number: str) -> bool:
+        """pending → issued, once the report's PDF is on disk; False if it was voided meanwhile."""
+        return self._move(number, "pending", "issued")
+
+    def void(self, number: str) -> bool:
+        """pending → void: the attempt failed; the number is never used and no longer counts."""
+        return self._move(number, "pending", "void")
+
+    def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]:
+        """Pending numbers whose issuing process is gone: drawn on this host by a process that
+        no longer runs, or drawn more than `grace` before `at` (another host, or a reused pid)."""
+        here = socket.gethostname()
+        found = []
+        rows = self._con.execute(
+            "SELECT number, issued_at, owner FROM reports WHERE status = ?", ("pending",)
+        )
+        for number, issued_at, owner in rows.fetchall():
+            host, _, pid = (owner or "").rpartition(":")
+            dead = host == here and pid.isdigit() and not _running(int(pid))
+            if dead or datetime.fromisoformat(issued_at) < at - grace:
+                found.append(number)
+        return found
+
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
-        """Mark a report revoked (the row stays: a revoked report is still a fact)."""
+        """Mark an issued report revoked (the row stays: a revoked report is still a fact)."""
         if not reason.strip():
             raise IssueError("a revocation needs a reason")
         changed = self._con.execute(  # one statement: atomic on its own in autocommit mode
             "UPDATE reports SET status = 'revoked', revoked_at = ?, revoked_reason = ? "
-            "WHERE number = ? AND status <> 'revoked'",
+            "WHERE number = ? AND status = 'issued'",
             (at.isoformat(), reason.strip(), number),
         ).rowcount
         entry = self.get(number)
         if entry is None:
             raise IssueError(f"{number} is not in this registry")
         if not changed:
-            raise IssueError(f"{number} was already revoked")
+            already = "already " if entry.status == "revoked" else ""
+            raise IssueError(
+                f"{number} is {already}{STATUS_WORDS[entry.status]}: nothing to revoke"
+            )
         return entry
 
     def revoked_numbers(self) -> list[str]:
-        """Every revoked report number (our bundle publishes them for partners)."""
-        rows = self._con.execute("SELECT number FROM reports WHERE status = 'revoked'")
+        """Every number a partner must refuse (our bundle publishes them): revoked reports, and
+        voided numbers, whose signed PDF may have been made but was never delivered."""
+        rows = self._con.execute("SELECT number FROM reports WHERE status IN ('revoked', 'void')")
         return sorted(n for (n,) in rows)
 
     def count(self) -> int:
@@ -170,6 +236,24 @@ class SqliteRegistry:
         )
 
 
+STATUS_WORDS = {
+    "pending": "still being issued (or its issuing process died; it will be voided)",
+    "issued": "issued",
+    "void": "void (its issuance failed; it was never issued)",
+    "revoked": "revoked",
+}
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """mode=ro reads a live WAL database; where the directory cannot be written (a read-only
     home: no -shm file can be made, and no writer can exist) the file is read as immutable."""
@@ -182,5 +266,17 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
         try:
             con.execute("SELECT count(*) FROM reports").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise IssueError(f"{path}: cannot read the registry ({exc})") from None
+            raise RegistryError(f"{path}: cannot read the registry ({exc})") from None
         return con
+
+
+@contextmanager
+def opened(path: Path, *, read_only: bool = False) -> Iterator[SqliteRegistry]:
+    """The registry at `path`; whatever SQLite meets (a full disk, a read-only home, a damaged
+    file) becomes one RegistryError naming the file, never a traceback."""
+    try:
+        with SqliteRegistry(path, read_only=read_only) as registry:
+            yield registry
+    except sqlite3.Error as exc:
+        hint = "" if read_only else "; is the disk full or the home read-only?"
+        raise RegistryError(f"{path}: {exc}{hint}") from None

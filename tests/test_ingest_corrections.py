@@ -227,7 +227,7 @@ def test_conflicting_versions_in_one_file_are_quarantined_together(fresh_city, t
 
 
 def counted_ids(city, code: str, request) -> set[str]:
-    return {r.record_id for d in city.lookup(code, request).domains for r in d.records}
+    return {r.record_id for d in city.lookup(code, request, at=NOW_REPORTS).domains for r in d.records}
 
 
 def test_a_correction_shows_at_once_and_leaves_issued_reports_as_signed(issued, tmp_path):
@@ -283,7 +283,7 @@ def test_kill_between_history_and_dataset_converges(fresh_city, tmp_path):
     city = city_at(home)
     assert all(v.current for v in city.record_history(a["credit_code"], domains=[DOMAIN]))
     request = city.request(as_of=date(2026, 7, 1), domains=[DOMAIN], years=5)
-    assert city.lookup(a["credit_code"], request)  # readers still answer
+    assert city.lookup(a["credit_code"], request, at=NOW_REPORTS)  # readers still answer
 
     rerun = run_cli(home, *args)
     assert rerun.returncode == 0, rerun.stderr

@@ -398,7 +398,9 @@ def test_lookup_never_prints_stored_department_text_raw(hand_city):
     )
     rebuild_index(hand_city.settings.data_dir, hand_city.settings.catalog)
     city = city_at(hand_city.home)
-    findings = city.lookup(busy, city.request(as_of=date(2026, 7, 1), domains=[DOMAIN]))
+    findings = city.lookup(
+        busy, city.request(as_of=date(2026, 7, 1), domains=[DOMAIN]), at=NOW_REPORTS
+    )
     out = io.StringIO()
     print_findings(Console(file=out, width=400, color_system=None), findings)
     text = out.getvalue()

@@ -180,7 +180,7 @@ def test_lookup_json_and_signed_document_state_the_same_records(issued):
     cert = city.keys.signer(issued_at(report)).certificate
     signed = cbor2.loads(pycose_verify(report.envelope, cert).payload)
     request = city.request(as_of=issued_at(report).date(), all_domains=True, years=5)
-    found = city.lookup(signed["subject_code"], request)
+    found = city.lookup(signed["subject_code"], request, at=issued_at(report))
     looked = json.loads(json.dumps(found.to_json(), ensure_ascii=False))
     assert looked["subject"]["credit_code"] == signed["subject_code"]
     assert looked["requested"] == signed["requested"] and looked["period"] == signed["period"]
@@ -218,7 +218,7 @@ def _add_many(path: str, prefix: str, n: int) -> None:
     for i in range(n):
         entry = Entry(f"{prefix}{i}", "210100", f"S{prefix}{i}", None, "00", "k", NOW, NOW)
         with contextlib.suppress(NumberTaken):
-            reg.add(entry, rate_limit=0)
+            reg.reserve(entry, rate_limit=0)
 
 
 def test_registry_numbers_stay_unique_across_processes(tmp_path):

@@ -40,6 +40,8 @@ def print_findings(console: Console, f: Findings) -> None:
         if f.clipped_to_complete_from
         else ""
     )
+    if f.clipped_to_data_cutoff:
+        clipped += f" (requested to {f.requested.end}; clipped to the data cut-off)"
     console.print(
         f"period {f.period.start} – {f.period.end}{clipped} · as of {f.as_of} · "
         f"data cut-off {f.data_cutoff:%Y-%m-%d %H:%M} · repair policy {f.repair_policy} · "

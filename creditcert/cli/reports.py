@@ -1,4 +1,4 @@
-"""Commands about one subject's report: lookup, report, verify, revoke."""
+"""Commands about one subject's report: lookup, report (issue, get), verify, revoke."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 from creditcert.city import City
 from creditcert.cli.base import (
@@ -41,6 +42,7 @@ AsOfOpt = Annotated[str | None, typer.Option(help="Answer as of this day (defaul
 
 def _request(city: City, purpose, domains, all_domains, years, start, end, as_of) -> Request:
     return city.request(
+        at=now(),
         as_of=parse_date(as_of, "--as-of") if as_of else today(),
         purpose=purpose,
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
@@ -67,7 +69,7 @@ def lookup(
     """What the subject's public credit record holds, domain by domain, for a period."""
     city = open_city(home)
     findings = city.lookup(
-        code, _request(city, purpose, domains, all_domains, years, start, end, as_of)
+        code, _request(city, purpose, domains, all_domains, years, start, end, as_of), at=now()
     )
     if as_json:
         print_json(findings.to_json())
@@ -75,7 +77,25 @@ def lookup(
         print_findings(out, findings)
 
 
-@app.command()
+class _IssueByDefault(typer.core.TyperGroup):
+    """`report CODE …` issues (the command it always was); `report get NUMBER` fetches again."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["issue", *args]
+        return super().parse_args(ctx, args)
+
+
+report_app = typer.Typer(
+    cls=_IssueByDefault,
+    no_args_is_help=True,
+    help="Issue a report (`report CODE …`, short for `report issue CODE …`) or fetch one again "
+    "(`report get NUMBER`).",
+)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("issue")
 def report(
     code: CodeArg,
     purpose: PurposeOpt = None,
@@ -87,7 +107,8 @@ def report(
     as_of: AsOfOpt = None,
     lang: Annotated[str, typer.Option(help="zh, en or zh-en (bilingual).")] = "zh-en",
     out_file: Annotated[
-        Path | None, typer.Option("--out", help="PDF to write (default reports/<number>.pdf).")
+        Path | None,
+        typer.Option("--out", help="Also copy the PDF here (the city keeps reports/<number>.pdf)."),
     ] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the document as JSON here.")
@@ -99,21 +120,58 @@ def report(
     request = _request(city, purpose, domains, all_domains, years, start, end, as_of)
     issued = city.issue(code, request, at=now(), lang=lang)
     doc = issued.document
-    target = out_file or city.layout.reports / f"{doc.number}.pdf"
-    write_atomically(target, issued.pdf)
+    _copy(out_file, issued.pdf, doc.number)
     if json_file:
-        write_atomically(
-            json_file, json.dumps(doc.to_data(), ensure_ascii=False, indent=2).encode()
-        )
+        data = json.dumps(doc.to_data(), ensure_ascii=False, indent=2).encode()
+        _copy(json_file, data, doc.number)
     out.print(
         f"issued {doc.number} for {doc.subject_name} ({doc.subject_code}): "
         f"{len(doc.domains)} domains, {doc.clean_count} clean, {doc.records_count} record(s)"
     )
+    if doc.clipped_to_data_cutoff:
+        out.print(
+            f"  period {doc.period.start} – {doc.period.end}: asked to {doc.requested.end}, "
+            f"clipped to the data cut-off {doc.data_cutoff:%Y-%m-%d %H:%M}"
+        )
     out.print(
-        f"  {target} ({len(issued.pdf):,} bytes, valid until {doc.valid_until:%Y-%m-%d %H:%M})",
+        f"  {out_file or issued.path} ({len(issued.pdf):,} bytes, "
+        f"valid until {doc.valid_until:%Y-%m-%d %H:%M})",
         markup=False,
     )
     out.print(f"  QR payload {len(issued.qr.text)} characters")
+
+
+@report_app.command("get")
+def report_get(
+    number: Annotated[str, typer.Argument(help="The report number.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the PDF (default ./<number>.pdf).")
+    ] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Fetch an issued report's PDF again, as the city kept it, while the report is valid."""
+    entry, pdf = open_city(home).report_pdf(number, at=now())
+    target = out_file or Path(f"{entry.number}.pdf")
+    _copy(target, pdf, entry.number)
+    out.print(
+        f"{entry.number} ({entry.subject_code}, valid until {entry.valid_until:%Y-%m-%d %H:%M}): "
+        f"{target} ({len(pdf):,} bytes)",
+        markup=False,
+    )
+
+
+def _copy(target: Path | None, data: bytes, number: str) -> None:
+    """Write a copy of an issued report's file; the report stays issued if this fails."""
+    if target is None:
+        return
+    try:
+        write_atomically(target, data)
+    except OSError as exc:
+        cause = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        fail(
+            f"cannot write {target} ({cause}); report {number} is issued and kept: "
+            f"fetch it with `creditcert report get {number} --out FILE`"
+        )
 
 
 @app.command()

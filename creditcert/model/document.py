@@ -96,6 +96,9 @@ class ReportDocument:
     code_warnings: tuple[str, ...]
     domains: tuple[DomainSection, ...]
     format: str = FORMAT
+    # Added in place within format /1: present only when true, so a document issued before the
+    # field existed keeps its exact bytes (and digest) when rebuilt and re-encoded.
+    clipped_to_data_cutoff: bool = False
 
     @property
     def records_count(self) -> int:
@@ -107,7 +110,10 @@ class ReportDocument:
 
     def to_data(self) -> dict[str, Any]:
         """Plain data (str, int, bool, None, lists, maps): the content of CBOR and JSON alike."""
-        return plain(self)
+        data = plain(self)
+        if not self.clipped_to_data_cutoff:
+            del data["clipped_to_data_cutoff"]
+        return data
 
     def to_cbor(self) -> bytes:
         """RFC 8949 core deterministic encoding: the same document gives the same bytes."""

@@ -48,6 +48,14 @@ class OwnCity:
             cl.fail("status.registry", Reason.UNKNOWN_NUMBER, f"{number} is not in our registry")
         elif entry.status == "revoked":
             cl.fail("status.registry", Reason.REVOKED, f"{number} was revoked")
+        elif entry.status == "void":
+            cl.fail("status.registry", Reason.VOIDED, f"{number} was voided, never issued")
+        elif entry.status != "issued":
+            cl.fail(
+                "status.registry",
+                Reason.NOT_COMPLETED,
+                f"{number} is {entry.status}: its issuance never completed",
+            )
         elif digest is not None and entry.digest != digest.hex():
             cl.fail(
                 "status.registry",
