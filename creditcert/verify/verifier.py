@@ -23,6 +23,7 @@ from creditcert.envelope.report import read_document
 from creditcert.errors import DecodeError, Reason
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
+from creditcert.model.document import ReportDocument
 from creditcert.trust.store import TrustStore
 from creditcert.verify import checks, extract
 from creditcert.verify.result import Checklist, Verification
@@ -157,20 +158,8 @@ class Verifier:
         cl.ok("format.pdf", "readable PDF")
         # 2. the PAdES signature
         pades_kid = checks.pades(reader, self.trust, self.at, cl)
-        # 3. the embedded, signed document
-        doc = signed = None
-        try:
-            envelope = extract.embedded_envelope(reader)
-            cl.ok("format.envelope", f"report.cose attached ({len(envelope):,} bytes)")
-            signed = checks.signature(envelope, self.trust, cl, "envelope")
-        except DecodeError as exc:
-            checks.decode_failed(cl, exc)
-        if signed is not None:
-            try:
-                doc = read_document(signed.payload)
-                cl.ok("format.document", f"report {doc.number}")
-            except DecodeError as exc:
-                checks.decode_failed(cl, exc)
+        # 3. the embedded, signed document, signed by the key that signed the PDF
+        signed, doc = self._embedded(reader, cl)
         if doc is not None and signed is not None:
             checks.issuer_named(doc.issuer_code, doc.number, signed, cl, "envelope")
             checks.key_at_issue(signed, doc.issued_at, cl, "envelope")
@@ -181,20 +170,7 @@ class Verifier:
                     f"PDF signed by {pades_kid.hex()}, envelope by {signed.kid.hex()}",
                 )
         # 4. the QR on every page, and that it speaks of the embedded document
-        pages = extract.page_qr_texts(data)
-        distinct = {t for page in pages for t in page}
-        claims = None
-        if not pages or any(len(page) != 1 for page in pages) or len(distinct) != 1:
-            cl.fail(
-                "consistency.qr-pages",
-                Reason.QR_PAGES_DIFFER,
-                f"{len(pages)} page(s), QR codes per page {[len(p) for p in pages]}, "
-                f"{len(distinct)} distinct; expected the same single QR on every page",
-            )
-        else:
-            cl.ok("consistency.qr-pages", f"the same QR on all {len(pages)} page(s)")
-            decoded = self._qr_claims(distinct.pop(), cl)
-            claims = decoded[0] if decoded else None
+        claims = self._page_qrs(data, cl)
         if claims is not None and doc is not None:
             if claims.summary.digest == doc.digest() and claims.number == doc.number:
                 cl.ok("consistency.qr-envelope", "QR digest and number match the embedded document")
@@ -213,3 +189,40 @@ class Verifier:
             signed.issuer.check_status(doc.number, doc.digest(), cl)
             signed.issuer.check_scope(doc.issued_at, self.at, list(doc.domains_requested), cl)
         return cl.result(number=doc.number if doc else None, document=doc)
+
+    def _embedded(
+        self, reader: object, cl: Checklist
+    ) -> tuple[checks.Signed | None, ReportDocument | None]:
+        """The attached report.cose: its signature checked first, then its document read."""
+        try:
+            envelope = extract.embedded_envelope(reader)
+            cl.ok("format.envelope", f"report.cose attached ({len(envelope):,} bytes)")
+            signed = checks.signature(envelope, self.trust, cl, "envelope")
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
+            return None, None
+        if signed is None:
+            return None, None
+        try:
+            doc = read_document(signed.payload)
+        except DecodeError as exc:
+            checks.decode_failed(cl, exc)
+            return signed, None
+        cl.ok("format.document", f"report {doc.number}")
+        return signed, doc
+
+    def _page_qrs(self, data: bytes, cl: Checklist) -> qr_format.QrClaims | None:
+        """The claims of the one QR every page must carry, or None."""
+        pages = extract.page_qr_texts(data)
+        distinct = {t for page in pages for t in page}
+        if not pages or any(len(page) != 1 for page in pages) or len(distinct) != 1:
+            cl.fail(
+                "consistency.qr-pages",
+                Reason.QR_PAGES_DIFFER,
+                f"{len(pages)} page(s), QR codes per page {[len(p) for p in pages]}, "
+                f"{len(distinct)} distinct; expected the same single QR on every page",
+            )
+            return None
+        cl.ok("consistency.qr-pages", f"the same QR on all {len(pages)} page(s)")
+        decoded = self._qr_claims(distinct.pop(), cl)
+        return decoded[0] if decoded else None
