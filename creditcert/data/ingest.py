@@ -24,14 +24,13 @@ from creditcert.data.exports import (
     MAX_CELL_CHARS,
     ColumnMap,
     RowError,
-    exclusive,
     parse_date,
     read_rows,
     write_quarantine,
 )
-from creditcert.data.index import append_to_index, bounded, rebuild_index, signature, write_parquet
+from creditcert.data.index import Writer, bounded, writing
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
-from creditcert.data.store import INDEX_NAME, dataset_path, subjects_path
+from creditcert.data.store import dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -263,7 +262,7 @@ def ingest_file(
     del first_seen
 
     target = dataset_path(data_dir, domain.dataset)
-    with exclusive(data_dir):
+    with writing(data_dir, catalog, "ingest") as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
         try:
@@ -304,7 +303,7 @@ def ingest_file(
             bad.append((number, [reason], None))
         quarantine_file = write_quarantine(path, enc, domain.code, header, bad, quarantine_dir, now)
         if accepted:
-            _merge(con, target, now, data_dir, catalog, domain)
+            _merge(con, target, now, writer, domain)
         con.close()
     assert read == accepted + len(bad) + already, "every row read is accounted for"
     return IngestResult(
@@ -337,25 +336,21 @@ _INCOMING = pa.schema(
 )
 
 
-def _merge(
-    con, target: Path, now: datetime, data_dir: Path, catalog: Catalog, domain: Domain
-) -> None:
-    """Rewrite the dataset with the new rows (sorted, atomically), then bring the index along."""
+def _merge(con, target: Path, now: datetime, writer: Writer, domain: Domain) -> None:
+    """Rewrite the dataset with the new rows (sorted); the writer installs it and publishes the
+    index when ingest_file's `writing` block ends."""
     cols = select_list(RECORD_COLUMNS)
     fresh = con.sql(
         f"SELECT {cols} FROM incoming WHERE verdict = 'new' ORDER BY credit_code, record_id"
     ).to_arrow_table()
     con.register("fresh", fresh)
-    previous = signature(target)
+    previous = target.exists()
     old = f"SELECT {cols} FROM read_parquet($old) UNION ALL " if previous else ""
-    write_parquet(
+    writer.stage(
+        domain.dataset,
         con,
         f"{old}SELECT * FROM fresh ORDER BY credit_code, record_id",
         {"old": str(target)} if previous else {},
-        target,
         data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
+        changed_rows=fresh,
     )
-    if (data_dir / INDEX_NAME).exists():
-        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)
-    else:
-        rebuild_index(data_dir, catalog)
