@@ -255,3 +255,69 @@ def test_every_stage_is_in_the_docs_with_what_a_rerun_does():
     text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text(encoding="utf-8")
     for stage in [f"<command>.{s}" for s in FILE_STAGES] + list(INDEX_STAGES):
         assert f"| `{stage}`" in text, stage
+
+
+def _dirty_rows(data: Path) -> int:
+    import duckdb
+
+    from creditcert.data.store import generation_path
+
+    con = duckdb.connect(str(generation_path(data, current_generation(data))), read_only=True)
+    try:
+        return con.execute("SELECT dirty_rows FROM meta").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def test_a_writer_patches_only_its_rows_then_compacts(fresh_city, monkeypatch):
+    """A correction (same record id, new content) replaces that row alone in a copy of the index;
+    once too much was patched, the next writer builds the index whole again."""
+    import duckdb
+    import pyarrow as pa
+
+    from creditcert.data import index
+    from creditcert.data.schema import RECORD_ARROW_SCHEMA
+
+    from .conftest import CUTOFF
+
+    s = fresh_city.settings
+    transport = s.catalog.domain("transport")
+    table = pq.read_table(dataset_path(s.data_dir, "transport"))
+    first = table.slice(0, 1).to_pylist()[0]
+    first["revoked"] = not first["revoked"]
+    changed = pa.Table.from_pylist([first], schema=RECORD_ARROW_SCHEMA)
+    assert _dirty_rows(s.data_dir) == 0
+    with index.writing(s.data_dir, s.catalog, "ingest") as writer:
+        con = duckdb.connect()
+        con.register("old", table)
+        con.register("changed", changed)
+        writer.stage(
+            "transport",
+            con,
+            "SELECT * FROM old WHERE record_id <> ? UNION ALL SELECT * FROM changed "
+            "ORDER BY credit_code, record_id",
+            [first["record_id"]],
+            data_cutoff=CUTOFF,
+            changed_rows=changed,
+        )
+    assert _dirty_rows(s.data_dir) == 2  # one row deleted, one inserted: patched, not rebuilt
+    with Store(s.data_dir, s.catalog) as store:
+        assert store.dataset_info(transport).rows == table.num_rows
+        rows = store.records(first["credit_code"], [transport])["transport"]
+        [row] = [r for r in rows if r["record_id"] == first["record_id"]]
+        assert row["revoked"] == first["revoked"]
+    monkeypatch.setattr(index, "COMPACT_MIN", 0)
+    monkeypatch.setattr(index, "COMPACT_SHARE", 0.0)
+    with index.writing(s.data_dir, s.catalog, "ingest") as writer:
+        con = duckdb.connect()
+        con.register("old", table)
+        writer.stage(
+            "transport",
+            con,
+            "SELECT * FROM old ORDER BY credit_code, record_id",
+            [],
+            data_cutoff=CUTOFF,
+            changed_rows=table.slice(0, 1),  # the row goes back as it was
+        )
+    assert _dirty_rows(s.data_dir) == 0  # built whole
+    assert_converged(fresh_city.home)

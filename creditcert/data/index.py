@@ -163,22 +163,29 @@ def _journal_path(data_dir: Path) -> Path:
 
 
 def _read_journal(data_dir: Path) -> list[dict[str, str]]:
+    """The journal's entries. It is written atomically, so it cannot be torn; one damaged by
+    other means is dropped: the files on disk are what the next generation takes in, and only
+    a set committed but not yet renamed is lost (its temporaries are then debris)."""
     path = _journal_path(data_dir)
     try:
-        raw = json.loads(path.read_bytes())
-        entries = raw["files"]
-        assert all({"key", "path", "staged", "id"} <= set(e) for e in entries)
-        return entries
+        entries = json.loads(path.read_bytes())["files"]
+        if all(isinstance(e, dict) and {"key", "path", "staged", "id"} <= set(e) for e in entries):
+            return entries
     except FileNotFoundError:
         return []
-    except (OSError, ValueError, KeyError, TypeError, AssertionError) as exc:
-        raise DataError(f"{path}: unreadable writer journal ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path.unlink(missing_ok=True)
+    return []
 
 
 def _inside(data_dir: Path, relative: str) -> Path:
     path = (data_dir / relative).resolve()
     if not path.is_relative_to(data_dir.resolve()):
-        raise DataError(f"{_journal_path(data_dir)}: names a file outside {data_dir}")
+        raise DataError(
+            f"{_journal_path(data_dir)}: names a file outside {data_dir}; delete the journal "
+            "and run `creditcert data reindex`"
+        )
     return path
 
 
@@ -265,7 +272,10 @@ class Writer:
         """Write the new version of a dataset (key: its name) or of the register (SUBJECTS_KEY)
         under a temporary name; it takes the real name when the writer ends. `changed_rows` are
         the rows of the new version that are new or replace one of the same record id (credit
-        code, for the register): the index then patches only those. Returns the row count."""
+        code, for the register): the index then patches only those. Returns the row count.
+
+        A key that is no catalog dataset (a file kept beside the datasets, say) is installed in
+        the same set, atomically with the others, and not indexed."""
         path = source_path(self.data_dir, key)
         replaces = read_file_id(path) if path.exists() else None
         file_id = secrets.token_hex(16)
