@@ -186,3 +186,23 @@ def test_a_copied_home_answers_without_reindex(fresh_city, tmp_path):
     with Store(copied.data_dir, copied.catalog) as a, Store(s.data_dir, s.catalog) as b:
         transport = s.catalog.domain("transport")
         assert a.dataset_info(transport).rows == b.dataset_info(transport).rows + 10
+
+
+def test_a_reader_that_loses_the_race_with_a_publish_reads_current_again(fresh_city, monkeypatch):
+    """A writer deletes the generation it replaced as soon as the next is published; a reader
+    that read CURRENT just before finds the file gone and reads CURRENT again."""
+    from creditcert.data import store as store_module
+    from creditcert.data.index import rebuild_index
+
+    s = fresh_city.settings
+    old = current_generation(s.data_dir)
+    rebuild_index(s.data_dir, s.catalog)
+    assert not (s.data_dir / "index" / f"{old}.duckdb").exists()
+    answers = iter([old, old + 1])
+    real = store_module.current_generation
+    monkeypatch.setattr(
+        store_module, "current_generation", lambda data_dir: next(answers, None) or real(data_dir)
+    )
+    with Store(s.data_dir, s.catalog) as store:
+        assert store.generation == old + 1
+        assert store.subject_codes(with_records=True, limit=1)

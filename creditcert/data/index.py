@@ -431,6 +431,8 @@ class Writer:
                 con.execute("CHECKPOINT").fetchall()
             finally:
                 con.close()
+            if wal.exists() and wal.stat().st_size:  # the rename would leave its changes behind
+                raise DataError(f"{tmp}: DuckDB left a write-ahead log after its checkpoint")
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
