@@ -221,7 +221,32 @@ def main() -> None:
             f"{took:.1f} s, already present {json.loads(out)['already_present']:,}",
         )
     )
+
     shutil.rmtree(scratch, ignore_errors=True)
+
+    # Lookups in one process while the CLI ingests 500 rows, imports the register and reindexes
+    # in others (benchmarks/reads_during_writes.py), each mode on a copy of its own.
+    for mode in ("fresh", "follow"):
+        shutil.copytree(home, scratch)
+        during = json.loads(
+            subprocess.run(
+                [sys.executable, str(HERE / "reads_during_writes.py"), str(scratch), "500", mode],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        shutil.rmtree(scratch, ignore_errors=True)
+        for phase in ("idle", "ingest", "register", "reindex"):
+            d = during[phase]
+            rows.append(
+                (
+                    f"lookups ({mode} store) during {phase}"
+                    + (f" ({d['writer_s']:.1f} s)" if phase != "idle" else ""),
+                    f"{d['lookups']} lookups, {d['failed']} failed; p50 {d['p50_ms']:.0f} ms, "
+                    f"p95 {d['p95_ms']:.0f} ms, max {d['max_ms']:.0f} ms",
+                )
+            )
 
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "

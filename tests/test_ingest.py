@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from creditcert import lookup as records
 from creditcert.cli.app import app
-from creditcert.data import index, sample
+from creditcert.data import sample
 from creditcert.data.ingest import ingest_file
-from creditcert.data.store import Store, dataset_path
+from creditcert.data.store import Store, dataset_path, read_file_id
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 
@@ -54,7 +54,7 @@ def quarantine_rows(result):
 def test_gbk_export_is_detected_validated_and_merged(fresh_city, tmp_path):
     path = tmp_path / "export.csv"
     export(fresh_city, path, encoding="gbk")
-    before = index.signature(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
+    before = read_file_id(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
     result = run(fresh_city, path)
     assert result.encoding == "gb18030"
     assert result.read == 300
@@ -77,7 +77,7 @@ def test_gbk_export_is_detected_validated_and_merged(fresh_city, tmp_path):
         assert expected in reasons, expected
     assert all(r["source_file"] == str(path) and int(r["row"]) >= 2 for r in bad)
     assert bad[0]["统一社会信用代码"]  # the original row travels with its reason
-    after = index.signature(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
+    after = read_file_id(dataset_path(fresh_city.settings.data_dir, "market-regulation"))
     assert after != before
 
 

@@ -227,7 +227,9 @@ def test_conflicting_versions_in_one_file_are_quarantined_together(fresh_city, t
 
 
 def counted_ids(city, code: str, request) -> set[str]:
-    return {r.record_id for d in city.lookup(code, request, at=NOW_REPORTS).domains for r in d.records}
+    return {
+        r.record_id for d in city.lookup(code, request, at=NOW_REPORTS).domains for r in d.records
+    }
 
 
 def test_a_correction_shows_at_once_and_leaves_issued_reports_as_signed(issued, tmp_path):

@@ -22,9 +22,9 @@ from rich.console import Console
 from creditcert.cli.render import print_findings
 from creditcert.data import exports, sample, xlsx
 from creditcert.data.exports import check_cells, neutral, parse_amount, parse_date
-from creditcert.data.index import rebuild_index, signature
+from creditcert.data.index import rebuild_index
 from creditcert.data.ingest import ingest_file
-from creditcert.data.store import dataset_path
+from creditcert.data.store import dataset_path, read_file_id
 from creditcert.data.text import HIDDEN
 from creditcert.errors import IngestError
 from tests.conftest import NOW_REPORTS, city_at, record, run_cli, write_records
@@ -91,7 +91,7 @@ def state(city) -> tuple:
     """What an ingest may change: the dataset and the quarantine directory (with temporaries)."""
     q = city.home / "quarantine"
     return (
-        signature(dataset_path(city.settings.data_dir, DOMAIN)),
+        read_file_id(dataset_path(city.settings.data_dir, DOMAIN)),
         sorted(p.name for p in q.iterdir()) if q.exists() else [],
     )
 

@@ -351,12 +351,23 @@ def register_import(
 
 @data_app.command("reindex")
 def data_reindex(home: HomeOpt = None) -> None:
-    """Rebuild the lookup index from the Parquet datasets."""
+    """Rebuild the lookup index whole from the Parquet datasets and publish it.
+
+    Lookups keep answering from the previous index meanwhile. Never needed after a crash (any
+    writer's next run converges); use it to compact the index or after editing files by hand.
+    """
     from creditcert.data.index import rebuild_index
+    from creditcert.data.store import generation_path
 
     settings = open_city(home).settings
-    rebuild_index(settings.data_dir, settings.catalog)
-    out.print(f"rebuilt {settings.data_dir / 'index.duckdb'}", markup=False)
+    started = time.perf_counter()
+    generation = rebuild_index(settings.data_dir, settings.catalog)
+    out.print(
+        f"published index generation {generation} "
+        f"({generation_path(settings.data_dir, generation)}, "
+        f"{time.perf_counter() - started:.1f} s)",
+        markup=False,
+    )
 
 
 @data_app.command("status")
@@ -365,6 +376,7 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     city = open_city(home)
     rows = []
     with city.store() as store:
+        generation = store.generation
         for d in city.settings.catalog.domains:
             try:
                 info = store.dataset_info(d)
@@ -375,6 +387,7 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
         print_json(
             {
                 "format": DATA_STATUS_FORMAT,
+                "index_generation": generation,
                 "datasets": [
                     {"domain": c, "rows": n, "data_cutoff": t, "path": p, "problem": e}
                     for c, n, t, p, e in rows
@@ -382,7 +395,7 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             }
         )
         return
-    table = Table()
+    table = Table(title=f"index generation {generation}")
     for col in ("domain", "rows", "data cut-off", "file"):
         table.add_column(col)
     for c, n, t, p, e in rows:

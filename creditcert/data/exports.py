@@ -10,14 +10,12 @@ that keeps every rejected row with its row number, field and reason.
 from __future__ import annotations
 
 import csv
-import fcntl
 import os
 import re
 import tomllib
 import unicodedata
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -258,14 +256,6 @@ def parse_amount(text: str, *, unit: int) -> Decimal | None:
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def exclusive(data_dir: Path) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / ".ingest.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 def neutral(cell: object) -> str:

@@ -1,19 +1,37 @@
-"""Writes to a city's data: atomic Parquet files and the derived DuckDB index (docs/data.md).
+"""Writes to a city's data: Parquet files, and the index generations built from them (docs/data.md).
 
-A Parquet file appears under its name only once complete (temporary file, fsync, rename), and the
-index changes in one transaction, committed whole or rolled back; so a crash leaves the previous
-version of either in place. The index records the size and mtime of each file it was built from,
-which is how the read side (creditcert.data.store) refuses to answer from a stale index.
+Every writer (ingest, register import, data reindex, sample generate) goes through `writing()`,
+under one lock (`.ingest.lock`, which readers never take), in four durable steps:
+
+1. recover: rename into place the files an interrupted writer had committed (its journal), and
+   delete temporaries, unpublished generations and spill files of crashed writers;
+2. stage: write each new Parquet file complete under a temporary name (fsync), with a fresh
+   random id in its key-value metadata;
+3. install: record the set in `index/pending.json`, then rename the files into place. From the
+   journal on, the set is committed (a later writer finishes the renames); before it, a crash
+   leaves only temporaries;
+4. publish: build the next index generation beside the published one (from a copy of it,
+   replacing only what changed, or whole), switch `index/CURRENT` to it, then delete the
+   previous generation and the journal.
+
+A reader (creditcert.data.store) opens the generation CURRENT names and answers from it; a file
+whose id is in the journal is newer than that generation, not foreign to it, so readers keep
+answering from the previous consistent state while a writer runs and after it crashed. Step 4
+also runs when the writer wrote nothing, so a plain re-run of any writer converges.
 
 All values reach SQL as bound parameters; no SQL text is built from user input.
 """
 
 from __future__ import annotations
 
-import itertools
+import fcntl
+import json
 import os
+import secrets
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -21,17 +39,95 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from creditcert.data.schema import (
-    CUTOFF_KEY,
-    RECORD_COLUMNS,
-    ROW_GROUP_SIZE,
-    SUBJECT_COLUMNS,
-    missing_columns,
-    select_list,
+from creditcert import files
+from creditcert.data.generation import (
+    Change,
+    Source,
+    apply_changes,
+    build_full,
+    describe,
+    indexed,
+    parquet_rows,
+    read_cutoff,
 )
-from creditcert.data.store import INDEX_NAME, SUBJECTS_KEY, dataset_path, subjects_path
+from creditcert.data.schema import CUTOFF_KEY, ROW_GROUP_SIZE
+from creditcert.data.store import (
+    CURRENT_NAME,
+    FILE_ID_KEY,
+    JOURNAL_NAME,
+    LEGACY_INDEX,
+    LOCK_NAME,
+    SUBJECTS_KEY,
+    current_generation,
+    dataset_path,
+    generation_path,
+    index_dir,
+    read_file_id,
+    source_path,
+    subjects_path,
+)
 from creditcert.errors import DataError
 from creditcert.rules.catalog import Catalog
+from creditcert.stages import reached
+
+__all__ = ["Writer", "bounded", "read_cutoff", "rebuild_index", "write_parquet", "writing"]
+
+# Where the crash tests can kill a writer (creditcert.stages), in order: "<command>.<stage>" for
+# the files (command: ingest, register, reindex, sample; "installing" only when a writer installs
+# more than one file), then the index's. docs/data.md says what a re-run does after each.
+FILE_STAGES = ("staged", "journaled", "installing", "installed")
+INDEX_STAGES = ("index.built", "index.published")
+
+# Writers cap DuckDB's memory and spill to disk beyond it, so a 10 M-record rebuild or sample
+# generation stays within a few GiB on a small machine (DuckDB's default is 80 % of RAM).
+WRITER_MEMORY = "2GB"
+# A generation patched in place gets less well sorted with each change; once the rows added or
+# deleted since it was last built whole pass this share of all records (and COMPACT_MIN), the
+# next writer builds it whole again, which is also what `data reindex` does.
+COMPACT_SHARE = 0.1
+COMPACT_MIN = 50_000
+
+
+def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Cap a writing connection's memory; what does not fit spills under spill_dir."""
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    con.execute(f"SET memory_limit = '{WRITER_MEMORY}'").fetchall()
+    con.execute("SET temp_directory = ?", [str(spill_dir)]).fetchall()
+    con.execute("SET preserve_insertion_order = false").fetchall()
+    con.execute("SET enable_progress_bar = false").fetchall()
+    return con
+
+
+def _stage_parquet(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: Sequence[object] | Mapping[str, object],
+    tmp: Path,
+    metadata: dict[str, str],
+) -> int:
+    """Stream a query's result into a complete, fsynced Parquet file; returns its row count."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
+    schema = reader.schema.with_metadata(metadata)
+    rows = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
+                rows += batch.num_rows
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return rows
+
+
+def _metadata(data_cutoff: datetime | None, file_id: str) -> dict[str, str]:
+    meta = {FILE_ID_KEY: file_id}
+    if data_cutoff is not None:
+        meta[CUTOFF_KEY] = data_cutoff.isoformat()
+    return meta
 
 
 def write_parquet(
@@ -42,268 +138,359 @@ def write_parquet(
     *,
     data_cutoff: datetime,
 ) -> int:
-    """Stream a query's result into a Parquet file atomically; returns the number of rows.
-
-    The file appears under its name only once complete (temporary file, fsync, rename), so a crash
-    leaves the previous version in place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
-    schema = reader.schema.with_metadata({CUTOFF_KEY: data_cutoff.isoformat()})
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in reader:
-                writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
-                rows += batch.num_rows
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write a Parquet file the index does not read, atomically (temporary file, fsync, rename);
+    the register and datasets go through `Writer.stage` instead."""
+    tmp = files.temp_path(path)
+    rows = _stage_parquet(con, query, params, tmp, _metadata(data_cutoff, secrets.token_hex(16)))
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
     return rows
 
 
-def read_cutoff(path: Path) -> datetime:
-    """The data cut-off written into a dataset's Parquet metadata."""
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    raw = meta.get(CUTOFF_KEY.encode())
-    if raw is None:
-        raise DataError(f"{path}: Parquet metadata lacks {CUTOFF_KEY}; rewrite it with ingest")
-    return datetime.fromisoformat(raw.decode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def _signature(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
+# --- the journal ---------------------------------------------------------------------------
 
 
-def signature(path: Path) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a file, or None when it does not exist."""
-    return _signature(path) if path.exists() else None
+def _journal_path(data_dir: Path) -> Path:
+    return index_dir(data_dir) / JOURNAL_NAME
 
 
-# Writers cap DuckDB's memory and spill to disk beyond it, so a 10 M-record rebuild or sample
-# generation stays within a few GiB on a small machine (DuckDB's default is 80 % of RAM).
-WRITER_MEMORY = "2GB"
-
-
-def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
-    """Cap a writing connection's memory; what does not fit spills under spill_dir."""
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{WRITER_MEMORY}'").fetchall()
-    con.execute("SET temp_directory = ?", [str(spill_dir)]).fetchall()
-    con.execute("SET preserve_insertion_order = false").fetchall()
-    return con
-
-
-def _open_for_write(index: Path) -> duckdb.DuckDBPyConnection:
+def _read_journal(data_dir: Path) -> list[dict[str, str]]:
+    """The journal's entries. It is written atomically, so it cannot be torn; one damaged by
+    other means is dropped: the files on disk are what the next generation takes in, and only
+    a set committed but not yet renamed is lost (its temporaries are then debris)."""
+    path = _journal_path(data_dir)
     try:
-        con = bounded(duckdb.connect(str(index)), index.parent / ".spill")
-    except duckdb.Error as exc:
-        raise DataError(f"{index}: cannot open the data index for writing ({exc})") from None
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS sources (dataset VARCHAR PRIMARY KEY, size BIGINT, "
-        "mtime_ns BIGINT, rows BIGINT, data_cutoff VARCHAR)"
-    ).fetchall()
-    return con
+        entries = json.loads(path.read_bytes())["files"]
+        if all(isinstance(e, dict) and {"key", "path", "staged", "id"} <= set(e) for e in entries):
+            return entries
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    path.unlink(missing_ok=True)
+    return []
+
+
+def _inside(data_dir: Path, relative: str) -> Path:
+    path = (data_dir / relative).resolve()
+    if not path.is_relative_to(data_dir.resolve()):
+        raise DataError(
+            f"{_journal_path(data_dir)}: names a file outside {data_dir}; delete the journal "
+            "and run `creditcert data reindex`"
+        )
+    return path
+
+
+def recover(data_dir: Path) -> list[Path]:
+    """Finish an interrupted writer's committed renames and delete every writer's leftovers.
+    Called with the writer lock held; returns what was deleted."""
+    moved: set[Path] = set()
+    for entry in _read_journal(data_dir):
+        staged = _inside(data_dir, entry["staged"])
+        if staged.exists():
+            target = _inside(data_dir, entry["path"])
+            os.replace(staged, target)
+            moved.add(target.parent)
+    for directory in moved:
+        _fsync_dir(directory)
+    removed = files.remove_debris(data_dir) + files.remove_debris(data_dir / "records")
+    idx = index_dir(data_dir)
+    try:
+        current = current_generation(data_dir)
+    except DataError:
+        current = None
+    keep = {CURRENT_NAME, JOURNAL_NAME}
+    if current is not None:
+        keep.add(generation_path(data_dir, current).name)
+    if idx.is_dir():
+        for path in idx.iterdir():
+            if path.name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    shutil.rmtree(data_dir / ".spill", ignore_errors=True)
+    return removed
+
+
+# --- the writer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    source: Source
+    tmp: Path
+    replaces: str | None  # id of the file it replaces
+    rows: pa.Table | None  # the rows new or changed against that file, when the caller knows
 
 
 @contextmanager
-def _index_transaction(index: Path, what: str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A write transaction on the index: committed whole, or rolled back with a DataError."""
-    con = _open_for_write(index)
+def _locked(data_dir: Path) -> Iterator[None]:
+    """The writers' lock: one writer at a time per data directory; readers never take it."""
     try:
-        con.execute("BEGIN").fetchall()
-        yield con
-        con.execute("COMMIT").fetchall()
-    except duckdb.Error as exc:
-        con.execute("ROLLBACK").fetchall()
-        raise DataError(f"{index}: {what} failed ({exc}); run `creditcert data reindex`") from None
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DataError(
+            f"{data_dir / LOCK_NAME}: cannot take the writers' lock ({exc.strerror})"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        con.close()
+        os.close(fd)
 
 
-def _describe(con: duckdb.DuckDBPyConnection, path: Path, columns) -> None:
-    try:
-        found = [
-            r[0]
-            for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+class Writer:
+    """One writer's run, inside `writing()`: stage files, then (at the end) install and publish."""
+
+    def __init__(self, data_dir: Path, catalog: Catalog, command: str, rebuild: bool):
+        self.data_dir = data_dir
+        self.catalog = catalog
+        self.command = command
+        self.rebuild = rebuild
+        self.generation: int | None = None
+        self._staged: dict[str, _Staged] = {}
+        self._installed: dict[str, _Staged] = {}
+
+    def stage(
+        self,
+        key: str,
+        con: duckdb.DuckDBPyConnection,
+        query: str,
+        params: Sequence[object] | Mapping[str, object],
+        *,
+        data_cutoff: datetime | None,
+        changed_rows: pa.Table | None = None,
+    ) -> int:
+        """Write the new version of a dataset (key: its name) or of the register (SUBJECTS_KEY)
+        under a temporary name; it takes the real name when the writer ends. `changed_rows` are
+        the rows of the new version that are new or replace one of the same record id (credit
+        code, for the register): the index then patches only those. Returns the row count.
+
+        A key that is no catalog dataset (a file kept beside the datasets, say) is installed in
+        the same set, atomically with the others, and not indexed."""
+        path = source_path(self.data_dir, key)
+        replaces = read_file_id(path) if path.exists() else None
+        file_id = secrets.token_hex(16)
+        tmp = files.temp_path(path)
+        rows = _stage_parquet(con, query, params, tmp, _metadata(data_cutoff, file_id))
+        self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
+        return rows
+
+    def discard(self) -> None:
+        """Delete what was staged and not installed (the writer failed before committing)."""
+        for staged in self._staged.values():
+            staged.tmp.unlink(missing_ok=True)
+        self._staged.clear()
+
+    def install(self) -> None:
+        """Commit the staged files as one set (journal), then rename them into place."""
+        if not self._staged:
+            return
+        staged = list(self._staged.values())
+        reached(f"{self.command}.{FILE_STAGES[0]}")
+        rel = lambda p: p.relative_to(self.data_dir).as_posix()  # noqa: E731
+        entries = _read_journal(self.data_dir) + [
+            {
+                "key": s.source.key,
+                "path": rel(s.source.path),
+                "staged": rel(s.tmp),
+                "id": s.source.file_id,
+            }
+            for s in staged
         ]
-    except duckdb.Error as exc:
-        raise DataError(f"{path}: not a readable Parquet file ({exc})") from None
-    missing = missing_columns(found, columns)
-    if missing:
-        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+        files.write_atomically(
+            _journal_path(self.data_dir),
+            json.dumps({"format": "creditcert.data-journal/1", "files": entries}).encode(),
+        )
+        reached(f"{self.command}.{FILE_STAGES[1]}")
+        for i, s in enumerate(staged):
+            os.replace(s.tmp, s.source.path)
+            if i == 0 and len(staged) > 1:
+                reached(f"{self.command}.{FILE_STAGES[2]}")
+        for directory in {s.source.path.parent for s in staged}:
+            _fsync_dir(directory)
+        self._installed.update(self._staged)
+        self._staged.clear()
+        reached(f"{self.command}.{FILE_STAGES[3]}")
 
-
-def _record_source(con, key: str, path: Path, rows: int, cutoff: datetime | None) -> None:
-    size, mtime = _signature(path)
-    con.execute(
-        "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
-        [key, size, mtime, rows, cutoff.isoformat() if cutoff else None],
-    ).fetchall()
-
-
-def _load_subjects(con: duckdb.DuckDBPyConnection, subjects: Path) -> int:
-    con.execute(
-        f"CREATE OR REPLACE TABLE subjects AS SELECT {select_list(SUBJECT_COLUMNS)} "
-        "FROM read_parquet(?) ORDER BY credit_code",
-        [str(subjects)],
-    ).fetchall()
-    count = con.execute("SELECT count(*) FROM subjects").fetchall()[0][0]
-    _record_source(con, SUBJECTS_KEY, subjects, count, None)
-    return count
-
-
-def refresh_subjects(data_dir: Path, catalog: Catalog) -> None:
-    """Reload the register into the index after it was rewritten (or build the index)."""
-    index = data_dir / INDEX_NAME
-    if not index.exists():
-        rebuild_index(data_dir, catalog)
-        return
-    with _index_transaction(index, "register update") as con:
-        _describe(con, subjects_path(data_dir), SUBJECT_COLUMNS)
-        _load_subjects(con, subjects_path(data_dir))
-
-
-def _code_ranges(con: duckdb.DuckDBPyConnection, subjects: int) -> list[tuple[str, str]]:
-    """Consecutive [lo, hi) credit-code ranges of about 50 000 subjects each, covering all codes."""
-    step = 50_000
-    cuts = (
-        [
-            r[0]
-            for r in con.execute(
-                "SELECT credit_code FROM (SELECT credit_code, row_number() OVER (ORDER BY credit_code) "
-                "AS n FROM subjects) WHERE n % ? = 0 ORDER BY credit_code",
-                [step],
-            ).fetchall()
+    def _sources(self) -> tuple[Source, list[Source]]:
+        """The register and every catalog dataset on disk, each with its id (files without one,
+        written by another tool or an older creditcert, are given one first)."""
+        register = subjects_path(self.data_dir)
+        if not register.exists():
+            raise DataError(f"subject register missing: {register}")
+        keys = [SUBJECTS_KEY] + [
+            d.dataset
+            for d in self.catalog.domains
+            if dataset_path(self.data_dir, d.dataset).exists()
         ]
-        if subjects > step
-        else []
-    )
-    bounds = ["", *cuts, "\U0010ffff"]
-    return list(itertools.pairwise(bounds))
+        ids = {k: read_file_id(source_path(self.data_dir, k)) for k in keys}
+        unstamped = [k for k in keys if ids[k] is None]
+        if unstamped:
+            con = bounded(duckdb.connect(), self.data_dir / ".spill")
+            try:
+                for key in unstamped:
+                    self._stamp(con, key)
+            finally:
+                con.close()
+            self.install()
+        sources = [
+            self._installed[k].source
+            if ids[k] is None
+            else Source(k, source_path(self.data_dir, k), ids[k])
+            for k in keys
+        ]
+        return sources[0], sources[1:]
 
-
-def rebuild_index(data_dir: Path, catalog: Catalog) -> None:
-    """Rebuild the whole index from the register and every domain's Parquet dataset.
-
-    All records go into one table sorted by credit code, so a subject's lookup across any set of
-    domains is one pruned scan (about 1 ms) instead of one scan per domain.
-    """
-    index = data_dir / INDEX_NAME
-    sources = []
-    subjects = subjects_path(data_dir)
-    if not subjects.exists():
-        raise DataError(f"subject register missing: {subjects}")
-    for domain in catalog.domains:
-        path = dataset_path(data_dir, domain.dataset)
-        if path.exists():
-            sources.append((domain.dataset, path, read_cutoff(path)))
-    with _index_transaction(index, "index rebuild") as con:
-        _describe(con, subjects, SUBJECT_COLUMNS)
-        for _, path, _ in sources:
-            _describe(con, path, RECORD_COLUMNS)
-        con.execute("DELETE FROM sources").fetchall()
-        count = _load_subjects(con, subjects)
-        con.execute(
-            "CREATE OR REPLACE TABLE records (dataset VARCHAR, "
-            + ", ".join(f'"{n}" {t}' for n, t in RECORD_COLUMNS)
-            + ")"
-        ).fetchall()
-        if sources:
-            union = " UNION ALL ".join(
-                f"SELECT $ds{i} AS dataset, {select_list(RECORD_COLUMNS)} "
-                f"FROM read_parquet($path{i}) WHERE credit_code >= $lo AND credit_code < $hi"
-                for i in range(len(sources))
+    def _stamp(self, con: duckdb.DuckDBPyConnection, key: str) -> None:
+        path = source_path(self.data_dir, key)
+        describe(con, Source(key, path, ""))
+        order = "credit_code" if key == SUBJECTS_KEY else "credit_code, record_id"
+        cutoff = read_cutoff(path, required=key != SUBJECTS_KEY)
+        try:
+            self.stage(
+                key,
+                con,
+                f"SELECT * FROM read_parquet(?) ORDER BY {order}",
+                [str(path)],
+                data_cutoff=cutoff,
             )
-            params: dict[str, object] = {f"ds{i}": ds for i, (ds, _, _) in enumerate(sources)}
-            params.update({f"path{i}": str(p) for i, (_, p, _) in enumerate(sources)})
-            # Sort bucket by bucket (credit-code ranges from the register), so no single sort
-            # has to hold all records; the Parquet files are sorted, so each pass reads only
-            # the row groups of its range. The table comes out globally sorted.
-            for lo, hi in _code_ranges(con, count):
-                con.execute(
-                    f"INSERT INTO records {union} ORDER BY credit_code",
-                    {**params, "lo": lo, "hi": hi},
-                ).fetchall()
-        for dataset, path, cutoff in sources:
-            rows = con.execute(
-                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
-            ).fetchall()[0][0]
-            _record_source(con, dataset, path, rows, cutoff)
+        except duckdb.Error as exc:
+            raise DataError(f"{path}: cannot be rewritten with an id ({exc})") from None
+
+    def publish(self) -> int:
+        """Install what was staged, then publish a generation holding every file as it now is
+        (nothing is built when the published one already does). Returns the generation."""
+        self.install()
+        subjects, datasets = self._sources()
+        try:
+            current = current_generation(self.data_dir)
+        except DataError:
+            current = None
+        state = indexed(generation_path(self.data_dir, current)) if current is not None else None
+        on_disk = {s.key: s for s in [subjects, *datasets]}
+        changes: list[Change] = []
+        estimate = 0
+        if state is not None:
+            known, records, dirty = state
+            for key, source in on_disk.items():
+                if known.get(key) == source.file_id:
+                    continue
+                # the writer's own rows are enough when its file replaced the indexed one
+                hint = self._installed.get(key)
+                own = (
+                    hint is not None
+                    and hint.source.file_id == source.file_id
+                    and hint.replaces is not None
+                    and hint.replaces == known.get(key)
+                )
+                rows = hint.rows if own and hint is not None else None
+                changes.append(Change(source, rows))
+                if key != SUBJECTS_KEY:
+                    estimate += rows.num_rows if rows is not None else parquet_rows(source.path)
+            removed = [k for k in known if k not in on_disk]
+            if not changes and not removed and not self.rebuild:
+                assert current is not None
+                self._finish(current)
+                return current
+            full = self.rebuild or dirty + estimate > max(COMPACT_MIN, COMPACT_SHARE * records)
+        else:
+            full, removed = True, []
+        new = (current or 0) + 1
+        self._build(new, current, full, subjects, datasets, changes, removed)
+        reached(INDEX_STAGES[0])
+        files.write_atomically(index_dir(self.data_dir) / CURRENT_NAME, f"{new}\n".encode())
+        reached(INDEX_STAGES[1])
+        self._finish(new)
+        return new
+
+    def _build(self, new, current, full, subjects, datasets, changes, removed) -> None:
+        target = generation_path(self.data_dir, new)
+        tmp = files.temp_path(target)
+        wal = tmp.with_name(tmp.name + ".wal")
+        tmp.unlink(missing_ok=True)
+        try:
+            if not full:
+                shutil.copyfile(generation_path(self.data_dir, current), tmp)
+            con = bounded(duckdb.connect(str(tmp)), self.data_dir / ".spill")
+            try:
+                if full:
+                    build_full(con, subjects, datasets, new)
+                else:
+                    con.execute("BEGIN").fetchall()
+                    apply_changes(con, changes, removed, new)
+                    con.execute("COMMIT").fetchall()
+                con.execute("CHECKPOINT").fetchall()
+            finally:
+                con.close()
+            if wal.exists() and wal.stat().st_size:  # the rename would leave its changes behind
+                raise DataError(f"{tmp}: DuckDB left a write-ahead log after its checkpoint")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except duckdb.Error as exc:
+            raise DataError(
+                f"{target}: building the data index failed ({exc}); the previous index still "
+                "answers; run the command again or `creditcert data reindex`"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+            wal.unlink(missing_ok=True)
+
+    def _finish(self, generation: int) -> None:
+        """The journal and every other generation are now superseded."""
+        self.generation = generation
+        _journal_path(self.data_dir).unlink(missing_ok=True)
+        keep = generation_path(self.data_dir, generation)
+        for path in index_dir(self.data_dir).glob("*.duckdb"):
+            if path != keep:
+                path.unlink(missing_ok=True)
+        for name in (LEGACY_INDEX, LEGACY_INDEX + ".wal"):
+            (self.data_dir / name).unlink(missing_ok=True)
 
 
-def append_to_index(
-    data_dir: Path,
-    catalog: Catalog,
-    dataset: str,
-    fresh: pa.Table,
-    previous: tuple[int, int] | None,
-) -> None:
-    """Add newly ingested rows to the index after their dataset was rewritten.
-
-    `previous` is the dataset file's (size, mtime) before the rewrite. If the index did not match
-    that file, it was already stale, so it is rebuilt whole instead of patched.
-    """
-    index = data_dir / INDEX_NAME
-    path = dataset_path(data_dir, dataset)
-    with _index_transaction(index, "index update") as con:
-        known = con.execute(
-            "SELECT size, mtime_ns FROM sources WHERE dataset = ?", [dataset]
-        ).fetchall()
-        stale = (tuple(known[0]) if known else None) != previous
-        if not stale:
-            con.register("fresh_arrow", fresh)
-            con.execute(
-                "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
-                [dataset],
-            ).fetchall()
-            [(rows,)] = con.execute(
-                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
-            ).fetchall()
-            _record_source(con, dataset, path, rows, read_cutoff(path))
-    if stale:
-        rebuild_index(data_dir, catalog)
+@contextmanager
+def writing(
+    data_dir: Path, catalog: Catalog, command: str, *, rebuild: bool = False
+) -> Iterator[Writer]:
+    """Run one writer: take the lock, recover, let the caller stage files, then install them and
+    publish the index. When the caller raises, nothing is installed or published."""
+    with _locked(data_dir):
+        try:
+            recover(data_dir)
+        except OSError as exc:
+            raise DataError(
+                f"{data_dir}: cannot clean up after an earlier writer ({exc})"
+            ) from None
+        writer = Writer(data_dir, catalog, command, rebuild)
+        try:
+            yield writer
+        except BaseException:
+            writer.discard()
+            raise
+        try:
+            writer.publish()
+        except OSError as exc:
+            writer.discard()
+            raise DataError(
+                f"{data_dir}: cannot write ({exc.strerror}: {exc.filename}); the previous data "
+                "still answers; run the command again once that is fixed"
+            ) from None
 
 
-def replace_in_index(
-    data_dir: Path,
-    catalog: Catalog,
-    dataset: str,
-    fresh: pa.Table,
-    previous: tuple[int, int] | None,
-) -> None:
-    """Put ingested rows into the index when some of them correct records it holds: the old
-    row of each record id in `fresh` leaves as the new one arrives, in one transaction, so the
-    index never holds two versions of a record. Like append_to_index, a stale index is rebuilt.
-    """
-    index = data_dir / INDEX_NAME
-    path = dataset_path(data_dir, dataset)
-    with _index_transaction(index, "index update") as con:
-        known = con.execute(
-            "SELECT size, mtime_ns FROM sources WHERE dataset = ?", [dataset]
-        ).fetchall()
-        stale = (tuple(known[0]) if known else None) != previous
-        if not stale:
-            con.register("fresh_arrow", fresh)
-            con.execute(
-                "DELETE FROM records WHERE dataset = ? "
-                "AND record_id IN (SELECT record_id FROM fresh_arrow)",
-                [dataset],
-            ).fetchall()
-            con.execute(
-                "INSERT INTO records SELECT ? AS dataset, * FROM fresh_arrow ORDER BY credit_code",
-                [dataset],
-            ).fetchall()
-            [(rows,)] = con.execute(
-                "SELECT count(*) FROM records WHERE dataset = ?", [dataset]
-            ).fetchall()
-            _record_source(con, dataset, path, rows, read_cutoff(path))
-    if stale:
-        rebuild_index(data_dir, catalog)
+def rebuild_index(data_dir: Path, catalog: Catalog) -> int:
+    """Build the index whole from the register and every domain's Parquet dataset and publish it
+    (`creditcert data reindex`); returns the new generation."""
+    with writing(data_dir, catalog, "reindex", rebuild=True) as writer:
+        pass
+    assert writer.generation is not None
+    return writer.generation

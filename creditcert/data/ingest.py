@@ -28,21 +28,13 @@ from creditcert.data.exports import (
     Quarantine,
     RowError,
     check_cells,
-    exclusive,
     parse_amount,
     parse_date,
     read_rows,
 )
-from creditcert.data.index import (
-    append_to_index,
-    bounded,
-    rebuild_index,
-    replace_in_index,
-    signature,
-    write_parquet,
-)
+from creditcert.data.index import Writer, bounded, writing
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
-from creditcert.data.store import INDEX_NAME, dataset_path, subjects_path
+from creditcert.data.store import dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -286,7 +278,7 @@ def ingest_file(
             bad.append((n, [reason], raw))
 
     target = dataset_path(data_dir, domain.dataset)
-    with exclusive(data_dir):
+    with writing(data_dir, catalog, "ingest") as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
         con.register("conflicting", pa.table({"conflicting_id": pa.array(versions, pa.string())}))
@@ -350,7 +342,7 @@ def ingest_file(
             )
             reached("ingest.history-written")
         if accepted or updated:
-            _merge(con, target, now, data_dir, catalog, domain, replaced=bool(updated))
+            _merge(con, target, now, writer, domain)
         con.close()
     assert read == accepted + updated + len(bad) + already, "every row read is accounted for"
     return IngestResult(
@@ -386,40 +378,27 @@ _INCOMING = pa.schema(
 )
 
 
-def _merge(
-    con,
-    target: Path,
-    now: datetime,
-    data_dir: Path,
-    catalog: Catalog,
-    domain: Domain,
-    *,
-    replaced: bool,
-) -> None:
-    """Rewrite the dataset with the new and corrected rows (sorted, atomically), then bring the
-    index along; corrected rows replace their old versions in both."""
+def _merge(con, target: Path, now: datetime, writer: Writer, domain: Domain) -> None:
+    """Rewrite the dataset with the new and corrected rows (sorted; a corrected record's old row
+    leaves as its new one arrives); the writer installs it and publishes the index, patched with
+    exactly these rows, when ingest_file's `writing` block ends."""
     cols = select_list(RECORD_COLUMNS)
     fresh = con.sql(
         f"SELECT {cols} FROM incoming WHERE verdict IN ('new', 'updated') "
         "ORDER BY credit_code, record_id"
     ).to_arrow_table()
     con.register("fresh", fresh)
-    previous = signature(target)
+    previous = target.exists()
     old = (
         f"SELECT {cols} FROM read_parquet($old) ANTI JOIN fresh USING (record_id) UNION ALL "
         if previous
         else ""
     )
-    write_parquet(
+    writer.stage(
+        domain.dataset,
         con,
         f"{old}SELECT * FROM fresh ORDER BY credit_code, record_id",
         {"old": str(target)} if previous else {},
-        target,
         data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
+        changed_rows=fresh,
     )
-    if not (data_dir / INDEX_NAME).exists():
-        rebuild_index(data_dir, catalog)
-    elif replaced:
-        replace_in_index(data_dir, catalog, domain.dataset, fresh, previous)
-    else:
-        append_to_index(data_dir, catalog, domain.dataset, fresh, previous)

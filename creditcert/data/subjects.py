@@ -21,13 +21,12 @@ from creditcert.data.exports import (
     Quarantine,
     RowError,
     check_cells,
-    exclusive,
     parse_date,
     read_rows,
 )
-from creditcert.data.index import bounded, refresh_subjects, write_parquet
+from creditcert.data.index import bounded, writing
 from creditcert.data.schema import SUBJECT_ARROW_SCHEMA, SUBJECT_COLUMNS, select_list
-from creditcert.data.store import subjects_path
+from creditcert.data.store import SUBJECTS_KEY, subjects_path
 from creditcert.errors import DataError
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -120,7 +119,8 @@ def import_register(
     encoding: str | None = None,
     columns: ColumnMap | None = None,
 ) -> RegisterImport:
-    """Merge a register export into subjects.parquet (atomically) and refresh the index."""
+    """Merge a register export into subjects.parquet and publish the index with it (atomically:
+    readers see the old register or the new one)."""
     columns = columns or ColumnMap.load(register=True)
     enc, header, rows = read_rows(path, encoding)
     fields = columns.fields_of(path, header)
@@ -147,7 +147,7 @@ def import_register(
         legacy += is_legacy
 
     target = subjects_path(data_dir)
-    with exclusive(data_dir):
+    with writing(data_dir, catalog, "register") as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming", pa.Table.from_pylist(good, schema=SUBJECT_ARROW_SCHEMA))
         cols = select_list(SUBJECT_COLUMNS)
@@ -158,31 +158,32 @@ def import_register(
         )
         params = {"old": str(target)} if target.exists() else {}
         try:
-            [(added, updated)] = con.execute(
-                f"SELECT count(*) FILTER (o.credit_code IS NULL), "
-                "count(*) FILTER (o.credit_code IS NOT NULL AND (o.name IS DISTINCT FROM i.name "
+            changed = con.sql(
+                f"SELECT i.*, o.credit_code IS NULL AS added "
+                f"FROM incoming i LEFT JOIN ({old}) o USING (credit_code) "
+                "WHERE o.credit_code IS NULL OR o.name IS DISTINCT FROM i.name "
                 "OR o.status IS DISTINCT FROM i.status "
-                "OR o.registered_on IS DISTINCT FROM i.registered_on)) "
-                f"FROM incoming i LEFT JOIN ({old}) o USING (credit_code)",
-                params,
-            ).fetchall()
+                "OR o.registered_on IS DISTINCT FROM i.registered_on",
+                params=params,
+            ).to_arrow_table()
+            added = sum(changed.column("added").to_pylist())
+            updated = changed.num_rows - added
             if added or updated:
-                write_parquet(
+                writer.stage(
+                    SUBJECTS_KEY,
                     con,
                     f"SELECT {cols} FROM incoming UNION ALL SELECT * FROM ({old}) "
                     "WHERE credit_code NOT IN (SELECT credit_code FROM incoming) "
                     "ORDER BY credit_code",
                     params,
-                    target,
                     data_cutoff=now.astimezone(SHANGHAI).replace(microsecond=0),
+                    changed_rows=changed.drop_columns(["added"]),
                 )
         except duckdb.Error as exc:
             raise DataError(f"{target}: cannot read the subject register ({exc})") from None
         finally:
             con.close()
         quarantine_file = bad.close()
-        if added or updated:
-            refresh_subjects(data_dir, catalog)
     return RegisterImport(
         source=path,
         encoding=enc,
