@@ -1,6 +1,6 @@
 """Named moments inside writing commands, so the crash tests can kill the real CLI exactly there.
 
-A writer calls `reached("ingest.dataset-published")` between two durable steps. When the
+A writer calls `reached("report.pdf-written")` between two durable steps. When the
 environment variable CREDITCERT_KILL_AT names that stage, the process sends itself SIGKILL:
 no cleanup handler, no flush, the same as a power cut or `kill -9` at that instant. Every stage is
 listed in docs/operations.md with what a re-run does after it.

@@ -63,3 +63,16 @@ def test_every_cli_json_output_carries_a_documented_format(tmp_path, sample_city
         body = json.loads(result.stdout)
         assert isinstance(body, dict) and body["format"].startswith("creditcert."), args
         assert f"`{body['format']}`" in docs, body["format"]
+
+
+def test_every_crash_stage_is_in_the_operations_guide():
+    """docs/operations.md lists each stage a writer can be killed at (creditcert/stages.py)."""
+    from creditcert.data.index import FILE_STAGES, INDEX_STAGES
+
+    guide = (DOCS / "operations.md").read_text(encoding="utf-8")
+    code = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "creditcert").rglob("*.py"))
+    # literal names, and the fixed part of names built as f"{command}.staged" and the like
+    named = {re.sub(r"^\{[^}]+\}\.", "", s) for s in re.findall(r'reached\(f?"([^"]+)"\)', code)}
+    named = {s for s in named if "{" not in s} | set(FILE_STAGES) | set(INDEX_STAGES)
+    assert len(named) >= 15
+    assert {s for s in named if s not in guide} == set()
