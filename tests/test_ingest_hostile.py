@@ -540,3 +540,15 @@ def test_rows_refused_after_the_read_are_merged_into_the_quarantine_in_row_order
     late = [r for r in rows if "not in the subject register" in r["reason"]]
     assert late and all(r["统一社会信用代码"] for r in late)  # fetched again from the workbook
     assert not list((fresh_city.home / "quarantine").glob(".*"))
+
+
+def test_a_killed_runs_partial_quarantine_file_is_removed_by_the_next(fresh_city, tmp_path):
+    header, rows = base_rows(fresh_city, tmp_path)
+    rows[0][header.index("统一社会信用代码")] = "not a code"
+    q = fresh_city.home / "quarantine"
+    q.mkdir(exist_ok=True)
+    dead = q / ".transport-20260701T000000-x-0.csv.999999999.tmp"  # pid 999999999 runs nowhere
+    dead.write_text("partial")
+    result = ingest(fresh_city, write_csv(tmp_path / "one-bad.csv", header, rows))
+    assert result.quarantined == 1 and not dead.exists()
+    assert [p.name for p in q.iterdir() if p.name.endswith(".tmp")] == []

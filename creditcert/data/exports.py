@@ -25,7 +25,7 @@ from typing import TextIO
 from creditcert.data.text import HIDDEN, HIDDEN_IN_TEXT, escaped, visible
 from creditcert.data.xlsx import read_xlsx
 from creditcert.errors import IngestError
-from creditcert.files import temp_path
+from creditcert.files import remove_debris, temp_path
 from creditcert.model.clock import SHANGHAI
 from creditcert.resources import ingest_columns_path
 
@@ -323,6 +323,8 @@ class Quarantine:
 
     def _open(self):
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not self._files:
+            remove_debris(self.dir)  # a killed run's partial quarantine files
         tmp = temp_path(self.dir / f"{self.name}-{len(self._files)}.csv")
         fh = open(tmp, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed in close()
         self._files.append((tmp, fh))

@@ -125,73 +125,32 @@ def validate_row(
     values: dict[str, str], domain: Domain, default_kind: Kind, today: date
 ) -> tuple[dict[str, Any] | None, list[RowError], codes.CodeCheck | None]:
     """A record ready for the dataset, or the list of everything wrong with the row."""
-    problems = check_cells(values)
+    row = _Row(values, check_cells(values))
     out: dict[str, Any] = {"domain": domain.code}
-
-    def text(field: str, required: bool = True) -> str:
-        value = values.get(field, "").strip()
-        if required and not value:
-            problems.append(RowError(field, "missing"))
-        return value
-
-    def guarded(field: str, fn, *args):
-        try:
-            return fn(*args)
-        except RowError as exc:
-            problems.append(exc)
-        except (ValueError, InvalidOperation) as exc:
-            problems.append(RowError(field, str(exc)))
-        return None
-
     check = codes.validate(values.get("credit_code", ""))
     if not check.code:
-        problems.append(RowError("credit_code", "missing"))
+        row.problem("credit_code", "missing")
     elif not check.acceptable_if_registered:
-        problems.append(RowError("credit_code", f"{check.code}: {check.describe()}"))
+        row.problem("credit_code", f"{check.code}: {check.describe()}")
     out["credit_code"] = check.code
     for field in ("subject_name", "decision_no", "authority", "source_unit", "facts"):
-        out[field] = text(field)
-    out["legal_basis"] = text("legal_basis", required=False)
-    out["penalty_content"] = text("penalty_content", required=False)
-    kind = guarded("kind", _enum, values.get("kind", ""), "kind", KIND_BY_ZH, Kind, default_kind)
+        out[field] = row.text(field)
+    out["legal_basis"] = row.text("legal_basis", required=False)
+    out["penalty_content"] = row.text("penalty_content", required=False)
+    kind = row.parsed("kind", _enum, values.get("kind", ""), "kind", KIND_BY_ZH, Kind, default_kind)
     out["kind"] = kind
-    out["simplified"] = guarded("simplified", _bool, values.get("simplified", ""), "simplified")
-    out["revoked"] = guarded("revoked", _bool, values.get("revoked", ""), "revoked")
-    out["disputed"] = guarded("disputed", _bool, values.get("disputed", ""), "disputed")
-
-    decided = guarded("decision_date", parse_date, values.get("decision_date", ""))
-    if decided is None and not any(p.field == "decision_date" for p in problems):
-        problems.append(RowError("decision_date", "missing"))
-    elif decided is not None and not date(1990, 1, 1) <= decided <= today:
-        problems.append(RowError("decision_date", f"{decided} is in the future or before 1990"))
-    out["decision_date"] = decided
-    out["publicity_end"] = guarded("publicity_end", parse_date, values.get("publicity_end", ""))
-    out["repair_date"] = guarded("repair_date", parse_date, values.get("repair_date", ""))
-
-    types: list[PenaltyType] = []
-    for part in _SPLIT.split(values.get("penalty_types", "")):
-        if part.strip():
-            t = guarded("penalty_types", _enum, part, "penalty_types", PENALTY_BY_ZH, PenaltyType)
-            if t is not None and t not in types:
-                types.append(t)
-    if kind == Kind.PENALTY and not types and not any(p.field == "penalty_types" for p in problems):
-        problems.append(
-            RowError("penalty_types", "missing (an administrative penalty needs 处罚类别)")
-        )
+    for flag in ("simplified", "revoked", "disputed"):
+        out[flag] = row.parsed(flag, _bool, values.get(flag, ""), flag)
+    out.update(_dates(row, today))
+    types = _penalty_types(row, kind)
     out["penalty_types"] = [t.value for t in types]
-
-    fine = guarded("fine_amount", _fine, values)
-    if (
-        PenaltyType.FINE in types
-        and fine is None
-        and not any(p.field == "fine_amount" for p in problems)
-    ):
-        problems.append(RowError("fine_amount", "罚款 without an amount"))
+    fine = row.parsed("fine_amount", _fine, values)
+    if PenaltyType.FINE in types and fine is None and not row.has("fine_amount"):
+        row.problem("fine_amount", "罚款 without an amount")
     out["fine_amount"] = fine
-
     tier_text = values.get("tier", "")
     if tier_text.strip():
-        out["tier"] = guarded("tier", _enum, tier_text, "tier", TIER_BY_ZH, Tier)
+        out["tier"] = row.parsed("tier", _enum, tier_text, "tier", TIER_BY_ZH, Tier)
     elif kind is not None and out["simplified"] is not None:
         out["tier"] = derive_tier(kind, out["simplified"], types, fine)
     rid = values.get("record_id", "").strip()
@@ -199,9 +158,67 @@ def validate_row(
         digest = hashlib.sha256(f"{domain.code}|{check.code}|{out['decision_no']}".encode())
         rid = f"{domain.code}:{digest.hexdigest()[:24]}"
     out["record_id"] = rid
-    if problems:
-        return None, problems, check
+    if row.problems:
+        return None, row.problems, check
     return out, [], check
+
+
+class _Row:
+    """One row's cells and the problems found in them so far, so every check can add to them."""
+
+    def __init__(self, values: dict[str, str], problems: list[RowError]):
+        self.values, self.problems = values, problems
+
+    def problem(self, field: str, reason: str) -> None:
+        self.problems.append(RowError(field, reason))
+
+    def has(self, field: str) -> bool:
+        return any(p.field == field for p in self.problems)
+
+    def text(self, field: str, required: bool = True) -> str:
+        value = self.values.get(field, "").strip()
+        if required and not value:
+            self.problem(field, "missing")
+        return value
+
+    def parsed(self, field: str, fn, *args):
+        """fn(*args), or None with the problem recorded against `field`."""
+        try:
+            return fn(*args)
+        except RowError as exc:
+            self.problems.append(exc)
+        except (ValueError, InvalidOperation) as exc:
+            self.problem(field, str(exc))
+        return None
+
+
+def _dates(row: _Row, today: date) -> dict[str, date | None]:
+    decided = row.parsed("decision_date", parse_date, row.values.get("decision_date", ""))
+    if decided is None and not row.has("decision_date"):
+        row.problem("decision_date", "missing")
+    elif decided is not None and not date(1990, 1, 1) <= decided <= today:
+        row.problem("decision_date", f"{decided} is in the future or before 1990")
+    return {
+        "decision_date": decided,
+        "publicity_end": row.parsed(
+            "publicity_end", parse_date, row.values.get("publicity_end", "")
+        ),
+        "repair_date": row.parsed("repair_date", parse_date, row.values.get("repair_date", "")),
+    }
+
+
+def _penalty_types(row: _Row, kind: Kind | None) -> list[PenaltyType]:
+    types: list[PenaltyType] = []
+    for part in _SPLIT.split(row.values.get("penalty_types", "")):
+        if part.strip():
+            t = row.parsed(
+                "penalty_types", _enum, part, "penalty_types", PENALTY_BY_ZH, PenaltyType
+            )
+            if t is not None and t not in types:
+                types.append(t)
+    if kind == Kind.PENALTY and not types and not row.has("penalty_types"):
+        row.problem("penalty_types", "missing (an administrative penalty needs 处罚类别)")
+    return types
 
 
 def _fine(values: dict[str, str]) -> Decimal | None:
