@@ -1,4 +1,5 @@
-"""`make bench`: sample generation, subject lookup (warm and cold) and ingest, at city scale.
+"""`make bench`: sample generation, subject lookup (warm and cold) and ingest, at city scale, and
+hostile department files against their floor on a small city (benchmarks/hostile_files.py).
 
 Prints a Markdown table of results; benchmarks/README.md keeps a copy with the machine it ran on.
 Data goes to benchmarks/data/ (ignored by git) and is reused when its parameters match.
@@ -223,6 +224,27 @@ def main() -> None:
     )
 
     shutil.rmtree(scratch, ignore_errors=True)
+
+    # Hostile department files (issue 9) on a small city of their own, each in a new process,
+    # against the same 20 rows as a plain .csv and .xlsx (benchmarks/hostile_files.py).
+    hostile = json.loads(
+        subprocess.run(
+            [sys.executable, str(HERE / "hostile_files.py"), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    for case in hostile["cases"]:
+        ms, grew = case["ms"], case["growth_mib"]
+        rows.append(
+            (
+                f"ingest {case['what']} ({case['bytes']:,} B, {case['runs']} runs)",
+                f"{ms['min']:.0f} / {ms['median']:.0f} / {ms['max']:.0f} ms, peak RSS "
+                f"+{grew['min']:.0f} / {grew['median']:.0f} / {grew['max']:.0f} MiB "
+                f"(min / median / max); {case['outcome']}",
+            )
+        )
 
     # Lookups in one process while the CLI ingests 500 rows, imports the register and reindexes
     # in others (benchmarks/reads_during_writes.py), each mode on a copy of its own.

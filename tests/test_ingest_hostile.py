@@ -1,15 +1,13 @@
 """Hostile department files (issue 9, classes 9-11): bounded, parsed strictly, and unable to attack
-the people who read the data or the quarantine. The hostile files are built here, as the findings'
-appendix made them: a real export, with its sheet XML rewritten or parts added."""
+the people who read the data or the quarantine. The hostile files are built in
+tests/hostile_inputs.py (benchmarks/hostile_files.py times the same files)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import sys
-import time
 import unicodedata
-import zipfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -23,68 +21,29 @@ from creditcert.cli.render import print_findings
 from creditcert.data import exports, sample, xlsx
 from creditcert.data.exports import check_cells, neutral, parse_amount, parse_date
 from creditcert.data.index import rebuild_index
-from creditcert.data.ingest import ingest_file
 from creditcert.data.store import dataset_path, read_file_id
 from creditcert.data.text import HIDDEN
 from creditcert.errors import IngestError
+from tests import hostile_inputs
 from tests.conftest import NOW_REPORTS, city_at, record, run_cli, write_records
-
-DOMAIN = "transport"
-SHEET = "xl/worksheets/sheet1.xml"
-MAIN_NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+from tests.hostile_inputs import (
+    DOMAIN,
+    Peak,
+    base_rows,
+    base_xlsx,
+    huge_cell,
+    many,
+    padded,
+    rewrite,
+    sst_bomb,
+    whole_sheet_declared,
+    write_csv,
+    zip_bomb,
+)
 
 
 def ingest(city, path: Path, **kwargs):
-    s = city.settings
-    return ingest_file(
-        path,
-        domain_code=DOMAIN,
-        catalog=s.catalog,
-        data_dir=s.data_dir,
-        quarantine_dir=city.home / "quarantine",
-        now=NOW_REPORTS,
-        **kwargs,
-    )
-
-
-def base_rows(city, tmp_path: Path, rows: int = 20) -> tuple[list[str], list[list[str]]]:
-    """A real department export (header, rows) to spoil."""
-    path = tmp_path / "base.csv"
-    s = city.settings
-    sample.export_department_file(
-        s.data_dir, s.catalog, s.issuer, domain_code=DOMAIN, rows=rows, bad_rows=0, seed=31,
-        as_of=date(2026, 6, 30), path=path,
-    )  # fmt: skip
-    with open(path, encoding="utf-8", newline="") as fh:
-        header, *body = csv.reader(fh)
-    return header, body
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh).writerows([header, *rows])
-    return path
-
-
-def base_xlsx(city, tmp_path: Path) -> Path:
-    path = tmp_path / "base.xlsx"
-    s = city.settings
-    sample.export_department_file(
-        s.data_dir, s.catalog, s.issuer, domain_code=DOMAIN, rows=20, bad_rows=0, seed=31,
-        as_of=date(2026, 6, 30), path=path,
-    )  # fmt: skip
-    return path
-
-
-def rewrite(src: Path, dst: Path, sheet=lambda xml: xml, extra: dict[str, bytes] | None = None):
-    """`src` with its first sheet's XML passed through `sheet` and `extra` parts added."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            zout.writestr(info.filename, sheet(data) if info.filename == SHEET else data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    return dst
+    return hostile_inputs.ingest(city, path, now=NOW_REPORTS, **kwargs)
 
 
 def state(city) -> tuple:
@@ -101,28 +60,6 @@ def quarantined(result) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-class Peak:
-    """Wall time and peak resident memory of a block, in this process (Linux: VmHWM is reset
-    through /proc/self/clear_refs)."""
-
-    def __enter__(self):
-        Path("/proc/self/clear_refs").write_text("5")
-        self.before, self.start = _hwm(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
-        self.peak = _hwm()
-        self.growth = self.peak - self.before
-
-
-def _hwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) << 10
-    raise AssertionError("no VmHWM")
-
-
 # --- class 9 (D12): .xlsx bounded after decompression and streamed ----------------------------
 
 
@@ -130,9 +67,7 @@ def test_a_sheet_declaring_a_million_rows_finishes_in_bounded_time_and_memory(fr
     hostile = rewrite(
         base_xlsx(fresh_city, tmp_path),
         tmp_path / "dim-20k-blank.xlsx",
-        lambda xml: xml.replace(
-            b"<sheetViews>", b'<dimension ref="A1:XFD1048576"/><sheetViews>'
-        ).replace(b"</sheetData>", b"<row/>" * 20_000 + b"</sheetData>"),
+        whole_sheet_declared(20_000),
     )
     assert hostile.stat().st_size < 10_000
     with Peak() as cost:
@@ -140,31 +75,6 @@ def test_a_sheet_declaring_a_million_rows_finishes_in_bounded_time_and_memory(fr
     assert (result.read, result.accepted) == (20, 20)
     print(f"{hostile.stat().st_size:,} bytes: {cost.seconds:.2f} s, +{cost.growth >> 20} MiB")
     assert cost.growth < 100 << 20  # the time is a benchmark's (benchmarks/hostile_files.py)
-
-
-def zip_bomb(xml: bytes) -> bytes:
-    return xml.replace(b"</sheetData>", b"<row><c><v>1</v></c></row>" * 2_000_000 + b"</sheetData>")
-
-
-def sst_bomb(n: int = 3_000_000) -> dict[str, bytes]:
-    strings = b"<si><t>x</t></si>" * n
-    return {"xl/sharedStrings.xml": b"<sst " + MAIN_NS + b">" + strings + b"</sst>"}
-
-
-def padded(xml: bytes) -> bytes:
-    """Every row with one cell in the last column, XFD, which openpyxl pads rows out to."""
-    rows = b"".join(
-        b'<row r="%d"><c r="XFD%d"><v>1</v></c></row>' % (i, i) for i in range(22, 5000)
-    )
-    return xml.replace(b"</sheetData>", rows + b"</sheetData>")
-
-
-def many(tag: bytes, n: int, dimension: bool = False):
-    """`n` copies of `tag` appended to the sheet, which declares its dimension or not."""
-    declared = b'<dimension ref="A1:M21"/><sheetViews>' if dimension else b"<sheetViews>"
-    return lambda xml: xml.replace(b"<sheetViews>", declared).replace(
-        b"</sheetData>", tag * n + b"</sheetData>"
-    )
 
 
 UNBOMB = {"MAX_RATIO": 10**6}  # to reach the bound behind the zip-bomb check
@@ -291,8 +201,7 @@ def test_a_failure_after_rows_were_quarantined_leaves_no_quarantine_file(fresh_c
 
 def test_a_10_mb_cell_quarantines_only_its_row_in_bounded_memory(fresh_city, tmp_path):
     header, rows = base_rows(fresh_city, tmp_path)
-    rows[3][header.index("违法事实")] = "超载" * 5_000_000  # 10 M characters, 30 MB of UTF-8
-    path = write_csv(tmp_path / "10MB-field.csv", header, rows)
+    path = write_csv(tmp_path / "10MB-field.csv", header, huge_cell(header, rows))
     with Peak() as cost:
         result = ingest(fresh_city, path)
     print(f"{path.stat().st_size:,} bytes: {cost.seconds:.2f} s, +{cost.growth >> 20} MiB")
