@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test bench lint format clean
+.PHONY: setup system-packages demo test check bench lint format clean
 
 setup: system-packages $(STAMP)
 
@@ -35,6 +35,11 @@ demo: setup
 # Files are spread over every core (module fixtures stay with their file); `pytest -n0` for one.
 test: setup
 	$(BIN)/python -m pytest -n auto
+
+# The inner loop while editing: everything but the `slow` suites that run the real CLI in
+# subprocesses (crash, disk-full, concurrency). CI runs `make test`, which includes them.
+check: setup
+	$(BIN)/python -m pytest -n auto -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from creditcert import config
 from creditcert import lookup as records
@@ -27,6 +28,7 @@ from creditcert.model.clock import SHANGHAI
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 7, 1, 9, 30, tzinfo=SHANGHAI)
 AS_OF = date(2026, 7, 1)

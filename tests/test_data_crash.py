@@ -29,6 +29,8 @@ from creditcert.errors import DataError, SubjectError
 
 from .conftest import run_cli
 
+pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
+
 ONE_FILE = [s for s in FILE_STAGES if s != "installing"]  # a writer of a single file
 NEW = sample.generate_codes(3, np.random.default_rng(41), ["210105"])
 AS_OF = date(2026, 7, 1)

@@ -15,6 +15,8 @@ from creditcert import config
 
 from .conftest import city_at, run_cli
 
+pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
+
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, issued):

@@ -22,6 +22,8 @@ from creditcert.verify.verifier import InputKind
 
 from .conftest import city_at, run_cli
 
+pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
+
 
 def clock() -> datetime:
     """The CLI reads the real clock, so the library calls beside it do too."""

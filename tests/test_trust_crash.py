@@ -17,6 +17,8 @@ from creditcert.verify.result import Verdict
 
 from .conftest import NOW_REPORTS, city_at, run_cli
 
+pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
+
 AT = NOW_REPORTS + timedelta(hours=1)  # when our reports are verified
 
 
