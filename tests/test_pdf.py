@@ -176,3 +176,14 @@ def test_cli_report_writes_pdf_and_json_or_nothing(fresh_city, tmp_path):
     )
     assert bad.exit_code == 2 and "not in the subject register" in bad.output
     assert not (tmp_path / "bad.pdf").exists()
+
+
+def test_the_page_shows_control_and_bidi_characters_never_hides_them(issued):
+    """Stored before ingest refused them, such characters are printed as escapes on the page."""
+    import dataclasses
+
+    report, _ = issued["busy"]
+    doc = dataclasses.replace(report.document, subject_name="沈阳\x1b[31m恒达\u202e公司")
+    html = issued["renderer"].html(doc, "CC1:TEST")
+    assert "\x1b" not in html and "\u202e" not in html
+    assert "沈阳\\x1b[31m恒达U+202E公司" in html

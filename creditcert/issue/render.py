@@ -17,7 +17,9 @@ from functools import cache
 
 import jinja2
 import qrcode
+from markupsafe import Markup
 
+from creditcert.data.text import visible
 from creditcert.errors import CreditcertError
 from creditcert.model.document import ReportDocument
 from creditcert.resources import templates_dir
@@ -71,6 +73,7 @@ class Renderer:
             loader=jinja2.FileSystemLoader(base),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            finalize=_shown,
         )
         self._template = self._env.get_template("report.html.j2")
 
@@ -153,3 +156,11 @@ class _fail_on_slow_fonts:
                 f"font subsetting fell back to the slow path: {slow[0]} "
                 "(install libharfbuzz-subset0)"
             )
+
+
+def _shown(value: object) -> object:
+    """Every text the page prints, with control and bidi characters from department data made
+    visible (\\x1b, U+202E): the signed document keeps them as sent, the page never hides any."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup: the template's own
+        return visible(value, keep="\n\t")
+    return value
