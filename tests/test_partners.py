@@ -1,5 +1,6 @@
 """Mutual recognition: 伊春市 (230700) issues, 茂名市 (440900) verifies under an agreement."""
 
+import json
 import shutil
 from datetime import date, datetime, timedelta
 
@@ -190,3 +191,26 @@ def test_agreement_end_and_cli(cities):
     assert failed(result) == {"agreement.live": "not-live-at-issue"}
     with pytest.raises(PartnerError, match="outside the agreement"):
         maoming.partners.end_agreement("230700", on=date(2030, 1, 1), at=AT)
+
+
+def test_a_damaged_agreement_fails_alone(cities, report, tmp_path):
+    """On a copy of 茂名市: its agreement file torn, the list still answers and names it, `show`
+    is one line, and the partner's reports are cannot-decide, never a crash."""
+    from typer.testing import CliRunner
+
+    from creditcert.cli.app import app
+
+    home = tmp_path / "maoming"
+    shutil.copytree(cities[1].settings.home, home)
+    (home / "partners" / "230700" / "agreement.toml").write_text("format = 1\npartner = ")
+    runner = CliRunner()
+    listed = runner.invoke(app, ["--home", str(home), "agreement", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    damaged = json.loads(listed.stdout)["damaged"]
+    assert [d["partner"] for d in damaged] == ["230700"] and "agreement.toml" in damaged[0][
+        "problem"
+    ]
+    shown = runner.invoke(app, ["--home", str(home), "agreement", "show", "230700"])
+    assert shown.exit_code == 2 and shown.output.count("\n") == 1, shown.output
+    result = city_at(home).verify(report.qr.text, at=AT)
+    assert result.verdict is Verdict.CANNOT_DECIDE, failed(result)

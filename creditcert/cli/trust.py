@@ -24,6 +24,7 @@ from creditcert.cli.base import (
     today,
 )
 from creditcert.cli.render import print_verification
+from creditcert.data.text import visible
 from creditcert.errors import PartnerError
 from creditcert.files import write_atomically
 from creditcert.trust.keys import fingerprint
@@ -242,18 +243,29 @@ def agreement_add(
 @agreement_app.command("list")
 def agreement_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Our agreements: partner, dates, how many of its domains we recognise."""
-    rows = open_city(home).partners.agreements(at=now())
+    rows, damaged = open_city(home).partners.agreements(at=now())
     if as_json:
-        print_json({"format": AGREEMENTS_FORMAT, "agreements": [_agreement_json(a) for a in rows]})
+        print_json(
+            {
+                "format": AGREEMENTS_FORMAT,
+                "agreements": [_agreement_json(a) for a in rows],
+                "damaged": [{"partner": c, "problem": p} for c, p in sorted(damaged.items())],
+            }
+        )
         return
     for a in rows:
         out.print(f"{a.partner}: {a.start} to {a.end}, {len(a.mapping)} domains mapped")
+    for code, problem in sorted(damaged.items()):
+        out.print(f"{code}: damaged: {visible(problem)}", markup=False)
 
 
 @agreement_app.command("show")
 def agreement_show(partner: str, home: HomeOpt = None) -> None:
     """One agreement with its domain mapping (theirs → ours)."""
-    match = [a for a in open_city(home).partners.agreements(at=now()) if a.partner == partner]
+    rows, damaged = open_city(home).partners.agreements(at=now())
+    if partner in damaged:
+        fail(damaged[partner])
+    match = [a for a in rows if a.partner == partner]
     if not match:
         fail(f"no agreement with {partner}")
     a = match[0]

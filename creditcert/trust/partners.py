@@ -165,15 +165,20 @@ class PartnerStore:
             raise PartnerError(f"{path} names partner {agreement.partner}, not {code}")
         return agreement
 
-    def agreements(self, *, at: datetime) -> list[Agreement]:
-        """Every agreement whose partner's bundle we hold (expired bundles included)."""
-        found = []
+    def agreements(self, *, at: datetime) -> tuple[list[Agreement], dict[str, str]]:
+        """Every agreement whose partner's bundle we hold (expired bundles included), and the
+        problem of each one that cannot be read: a damaged file fails alone."""
+        found, damaged = [], {}
         for code in self.codes():
             bundle = self.stored(code, at=at).bundle
-            agreement = self.agreement(code, bundle.catalog) if bundle else None
+            try:
+                agreement = self.agreement(code, bundle.catalog) if bundle else None
+            except PartnerError as exc:
+                damaged[code] = str(exc)
+                continue
             if agreement:
                 found.append(agreement)
-        return found
+        return found, damaged
 
     def end_agreement(self, code: str, *, on: date, at: datetime) -> Agreement:
         """End an agreement on a day (reports issued after it are no longer recognised)."""
