@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -253,51 +254,13 @@ def ingest_file(
     enc, header, rows = read_rows(path, encoding)
     fields = columns.fields_of(path, header)
 
-    batches: list[pa.RecordBatch] = []
-    chunk: list[dict[str, Any]] = []
     bad = Quarantine(path, enc, domain.code, header, quarantine_dir, now)
-    first_seen: dict[str, tuple[int, int]] = {}  # record id -> (row, fingerprint of its content)
-    versions: dict[str, list[tuple[int, list[str] | None]]] = {}  # ids given twice, differently
-    read = 0
-    for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
-        if not any(cell.strip() for cell in raw):
-            continue
-        read += 1
-        values = {f: raw[i] for i, f in enumerate(fields) if f and i < len(raw)}
-        record, problems, check = validate_row(values, domain, default_kind, today)
-        if record is not None and record["record_id"] in first_seen:
-            rid = record["record_id"]
-            first, fingerprint = first_seen[rid]
-            if fingerprint != _fingerprint(record):
-                versions.setdefault(rid, [(first, None)]).append((number, raw))
-                continue
-            problems, record = [RowError("record_id", f"duplicate of row {first}")], None
-        if record is None:
-            bad.append((number, problems, raw))
-            continue
-        first_seen[record["record_id"]] = (number, _fingerprint(record))
-        record["row_no"] = number
-        record["legacy_code"] = bool(check.problems)
-        chunk.append(record)
-        if len(chunk) >= 50_000:
-            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
-            chunk = []
-    batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
-    del first_seen
-    for rid, given in versions.items():
-        rows_text = ", ".join(str(n) for n, _ in given)
-        reason = RowError(
-            "record_id",
-            f"conflicting-versions: rows {rows_text} give different versions of record {rid}; "
-            "send only the current one",
-        )
-        for n, raw in given:
-            bad.append((n, [reason], raw))
+    incoming, read, versions = _validated(rows, fields, domain, default_kind, today, bad)
 
     target = dataset_path(data_dir, domain.dataset)
     with writing(data_dir, catalog, "ingest") as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
-        con.register("incoming_arrow", pa.Table.from_batches(batches, schema=_INCOMING))
+        con.register("incoming_arrow", incoming)
         con.register("conflicting", pa.table({"conflicting_id": pa.array(versions, pa.string())}))
         try:
             con.execute(
@@ -319,27 +282,12 @@ def ingest_file(
             raise DataError(
                 f"cannot read {register} or {target} ({exc}); nothing was changed"
             ) from None
-        late = con.execute(
-            "SELECT row_no, verdict, credit_code, record_id FROM incoming "
-            "WHERE verdict IN ('unregistered', 'conflict')"
-        ).fetchall()
+        _quarantine_late(con, bad)
         [(accepted, updated, already, legacy)] = con.execute(
             "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'updated'), "
             "count(*) FILTER (verdict = 'present'), "
             "count(*) FILTER (verdict IN ('new', 'updated') AND legacy_code) FROM incoming"
         ).fetchall()
-        for number, verdict, code, rid in late:
-            if verdict == "unregistered":
-                check = codes.validate(code)
-                also = f" and fails its checksum: {check.describe()}" if check.problems else ""
-                reason = RowError("credit_code", f"{code} is not in the subject register{also}")
-            else:
-                reason = RowError(
-                    "record_id",
-                    f"record-id-conflict: {rid} already holds a record of another subject or "
-                    "decision number; give this record its own id",
-                )
-            bad.append((number, [reason], None))
         quarantine_file = bad.close()
         kept = None
         if updated:  # the replaced versions are saved before they are replaced
@@ -388,6 +336,78 @@ def _existing_sql(target: Path) -> str:
     if target.exists():
         return f"SELECT {cols} FROM read_parquet($target)"
     return f"SELECT {cols} FROM incoming_arrow WHERE false"
+
+
+def _validated(
+    rows: Iterable[list[str]],
+    fields: list[str | None],
+    domain: Domain,
+    default_kind: Kind,
+    today: date,
+    bad: Quarantine,
+) -> tuple[pa.Table, int, dict[str, list[tuple[int, list[str] | None]]]]:
+    """The valid rows as a table, how many rows were read, and the record ids given twice with
+    different content (all their rows quarantined); every other bad row goes to `bad`."""
+    batches: list[pa.RecordBatch] = []
+    chunk: list[dict[str, Any]] = []
+    first_seen: dict[str, tuple[int, int]] = {}  # record id -> (row, fingerprint of its content)
+    versions: dict[str, list[tuple[int, list[str] | None]]] = {}  # ids given twice, differently
+    read = 0
+    for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
+        if not any(cell.strip() for cell in raw):
+            continue
+        read += 1
+        values = {f: raw[i] for i, f in enumerate(fields) if f and i < len(raw)}
+        record, problems, check = validate_row(values, domain, default_kind, today)
+        if record is not None and record["record_id"] in first_seen:
+            rid = record["record_id"]
+            first, fingerprint = first_seen[rid]
+            if fingerprint != _fingerprint(record):
+                versions.setdefault(rid, [(first, None)]).append((number, raw))
+                continue
+            problems, record = [RowError("record_id", f"duplicate of row {first}")], None
+        if record is None:
+            bad.append((number, problems, raw))
+            continue
+        first_seen[record["record_id"]] = (number, _fingerprint(record))
+        record["row_no"] = number
+        record["legacy_code"] = bool(check.problems)
+        chunk.append(record)
+        if len(chunk) >= 50_000:
+            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
+            chunk = []
+    batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
+    for rid, given in versions.items():
+        rows_text = ", ".join(str(n) for n, _ in given)
+        reason = RowError(
+            "record_id",
+            f"conflicting-versions: rows {rows_text} give different versions of record {rid}; "
+            "send only the current one",
+        )
+        for n, raw in given:
+            bad.append((n, [reason], raw))
+    return pa.Table.from_batches(batches, schema=_INCOMING), read, versions
+
+
+def _quarantine_late(con: duckdb.DuckDBPyConnection, bad: Quarantine) -> None:
+    """Rows refused only against what the city holds: an unregistered subject, or a record id
+    already used by another subject or decision."""
+    late = con.execute(
+        "SELECT row_no, verdict, credit_code, record_id FROM incoming "
+        "WHERE verdict IN ('unregistered', 'conflict')"
+    ).fetchall()
+    for number, verdict, code, rid in late:
+        if verdict == "unregistered":
+            check = codes.validate(code)
+            also = f" and fails its checksum: {check.describe()}" if check.problems else ""
+            reason = RowError("credit_code", f"{code} is not in the subject register{also}")
+        else:
+            reason = RowError(
+                "record_id",
+                f"record-id-conflict: {rid} already holds a record of another subject or "
+                "decision number; give this record its own id",
+            )
+        bad.append((number, [reason], None))
 
 
 _INCOMING = pa.schema(
