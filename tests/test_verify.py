@@ -275,3 +275,28 @@ def test_mutated_genuine_pdfs_are_rejected_never_crash(issued, trust, flips):
     for index, mask in masks.items():
         data[index] ^= mask
     assert verify.verify_pdf(bytes(data), trust, at=AT).verdict is not Verdict.ACCEPTED
+
+
+def test_a_later_revision_is_rejected_whether_it_paints_or_signs(issued):
+    """Two attacks on a genuine PDF by incremental update (findings §4.1, §4.2): a white box
+    painted over page 1, and a second signature made with our own current key."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from creditcert.issue.pades import sign_pdf
+
+    _, path = issued["busy"]
+    writer = IncrementalPdfFileWriter(io.BytesIO(path.read_bytes()))
+    box = generic.StreamObject(stream_data=b"q 1 1 1 rg 0 0 595 842 re f Q")
+    writer.add_stream_to_page(0, writer.add_object(box))
+    painted = io.BytesIO()
+    writer.write(painted)
+    result = issued["city"].verify(painted.getvalue(), at=AT)
+    assert result.verdict is Verdict.REJECTED
+    assert reasons(result)["integrity.pades"] == "pades-invalid"
+
+    signer = issued["city"].keys.signer(NOW_REPORTS)
+    twice = sign_pdf(path.read_bytes(), signer, field="Second")
+    result = issued["city"].verify(twice, at=AT)
+    assert result.verdict is Verdict.REJECTED
+    assert reasons(result)["integrity.pades"] == "signature-count"

@@ -12,8 +12,9 @@ import io
 from creditcert.trust.keys import Signer
 
 
-def sign_pdf(pdf: bytes, signer: Signer) -> bytes:
-    """The PDF with a PAdES B-B signature appended (signing time: pyHanko reads the clock)."""
+def sign_pdf(pdf: bytes, signer: Signer, *, field: str = "CreditcertSignature") -> bytes:
+    """The PDF with a PAdES B-B signature appended (signing time: pyHanko reads the clock), in
+    a new signature field `field`."""
     from asn1crypto import keys as asn1_keys
     from asn1crypto import x509 as asn1_x509
     from cryptography.hazmat.primitives import serialization
@@ -37,7 +38,7 @@ def sign_pdf(pdf: bytes, signer: Signer) -> bytes:
         cert_registry=SimpleCertificateStore.from_certs([asn1_cert(signer.root)]),
     )
     meta = signers.PdfSignatureMetadata(
-        field_name="CreditcertSignature",
+        field_name=field,
         subfilter=fields.SigSeedSubFilter.PADES,
         md_algorithm="sha256",
         reason="专项信用报告 / Special credit report",
