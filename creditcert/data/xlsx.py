@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 from xml.parsers import expat
 
 from creditcert.data.text import visible
@@ -159,40 +159,13 @@ def _count_part(zf: zipfile.ZipFile, part: zipfile.ZipInfo) -> None:
     shared string. A part that is not XML (an image) stops expat at once; openpyxl would fail on
     it the same way."""
     name = visible(part.filename)
-    held = part.file_size > MAX_HELD_PART
-    counts = {"row": 0, "c": 0, "si": 0}
-    limits = {"row": MAX_ROWS, "c": MAX_CELLS, "si": MAX_STRINGS}
-    nouns = {"row": "rows", "c": "cells", "si": "shared strings"}
-    root: list[str] = []
-
-    def start(tag: str, _attrs) -> None:
-        local = tag.rpartition("}")[2]
-        if not root:
-            root.append(local)
-            if held and local != "worksheet":
-                raise _Refused(
-                    f"part {name!r} of {part.file_size >> 20:,} MiB is not a worksheet and "
-                    f"would be held in memory (at most {MAX_HELD_PART >> 20} MiB)"
-                )
-            if part.file_size <= _COUNT_FROM:
-                raise _Enough
-        elif local == "dimension" and root[0] == "worksheet":
-            raise _Enough
-        elif local in counts:
-            counts[local] += 1
-            if counts[local] > limits[local]:
-                raise _Refused(f"more than {limits[local]:,} {nouns[local]} in {name!r}")
-            if local == "si" and held:
-                raise _Refused(
-                    f"shared strings in {name!r} of {part.file_size >> 20:,} MiB "
-                    f"(at most {MAX_HELD_PART >> 20} MiB)"
-                )
+    counter = _PartCounter(name, part.file_size)
 
     def doctype(*_args) -> None:
         raise _Refused(f"a DTD (XML entity declarations, which Excel never writes) in {name!r}")
 
     parser = expat.ParserCreate(namespace_separator="}")
-    parser.StartElementHandler = start
+    parser.StartElementHandler = counter.start
     parser.StartDoctypeDeclHandler = doctype
     parser.EntityDeclHandler = doctype
     with zf.open(part) as src:
@@ -205,3 +178,46 @@ def _count_part(zf: zipfile.ZipFile, part: zipfile.ZipInfo) -> None:
         except expat.ExpatError as exc:
             if part.filename.endswith((".xml", ".rels")):
                 raise _Refused(f"malformed XML in {name!r} ({exc})") from None
+
+
+class _PartCounter:
+    """What openpyxl would hold of one part, counted element by element (expat's callback)."""
+
+    NOUNS: ClassVar = {"row": "rows", "c": "cells", "si": "shared strings"}
+
+    def __init__(self, name: str, size: int):
+        self.name, self.size = name, size
+        self.held = size > MAX_HELD_PART
+        self.root: str | None = None
+        self.limits = {"row": MAX_ROWS, "c": MAX_CELLS, "si": MAX_STRINGS}
+        self.counts = dict.fromkeys(self.limits, 0)
+
+    def start(self, tag: str, _attrs: object) -> None:
+        local = tag.rpartition("}")[2]
+        if self.root is None:
+            self._at_root(local)
+        elif local == "dimension" and self.root == "worksheet":
+            raise _Enough
+        elif local in self.counts:
+            self._count(local)
+
+    def _at_root(self, local: str) -> None:
+        self.root = local
+        if self.held and local != "worksheet":
+            raise _Refused(
+                f"part {self.name!r} of {self.size >> 20:,} MiB is not a worksheet and "
+                f"would be held in memory (at most {MAX_HELD_PART >> 20} MiB)"
+            )
+        if self.size <= _COUNT_FROM:
+            raise _Enough
+
+    def _count(self, local: str) -> None:
+        self.counts[local] += 1
+        limit = self.limits[local]
+        if self.counts[local] > limit:
+            raise _Refused(f"more than {limit:,} {self.NOUNS[local]} in {self.name!r}")
+        if local == "si" and self.held:
+            raise _Refused(
+                f"shared strings in {self.name!r} of {self.size >> 20:,} MiB "
+                f"(at most {MAX_HELD_PART >> 20} MiB)"
+            )
