@@ -76,3 +76,25 @@ def test_every_crash_stage_is_in_the_operations_guide():
     named = {s for s in named if "{" not in s} | set(FILE_STAGES) | set(INDEX_STAGES)
     assert len(named) >= 15
     assert {s for s in named if s not in guide} == set()
+
+
+def test_the_readme_library_examples_run(issued, tmp_path, monkeypatch):
+    """README's "As a library" blocks, run as written against a copy of a city with keys (only
+    the demo's home, subject and file names are swapped for the test city's)."""
+    import shutil
+
+    home = tmp_path / "city"
+    shutil.copytree(issued["home"], home)
+    busy = issued["busy"][0].document.subject_code
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## As a library") : text.index("## Documentation")]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    code = "\n".join(blocks)
+    code = code.replace('"out/demo/shenyang"', repr(str(home))).replace("12210102107416348E", busy)
+    code = code.replace('"out/demo/report-with-records.pdf"', 'f"{report.document.number}.pdf"')
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # raise_for_status() passes: accepted
+    assert namespace["result"].verdict.accepted
+    assert (tmp_path / f"{namespace['report'].document.number}.pdf").exists()
