@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,13 +106,20 @@ def _stage_parquet(
     metadata: dict[str, str],
 ) -> int:
     """Stream a query's result into a complete, fsynced Parquet file; returns its row count."""
-    tmp.parent.mkdir(parents=True, exist_ok=True)
     reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
-    schema = reader.schema.with_metadata(metadata)
+    return _stage_batches(reader.schema, reader, tmp, metadata)
+
+
+def _stage_batches(
+    schema: pa.Schema, batches: Iterable[pa.RecordBatch], tmp: Path, metadata: dict[str, str]
+) -> int:
+    """Write record batches into a complete, fsynced Parquet file; returns its row count."""
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    schema = schema.with_metadata(metadata)
     rows = 0
     try:
         with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in reader:
+            for batch in batches:
                 writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
                 rows += batch.num_rows
         with open(tmp, "rb") as fh:
@@ -276,11 +283,26 @@ class Writer:
 
         A key that is no catalog dataset (a file kept beside the datasets, say) is installed in
         the same set, atomically with the others, and not indexed."""
+        reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
+        return self.stage_batches(
+            key, reader.schema, reader, data_cutoff=data_cutoff, changed_rows=changed_rows
+        )
+
+    def stage_batches(
+        self,
+        key: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        data_cutoff: datetime | None,
+        changed_rows: pa.Table | None = None,
+    ) -> int:
+        """`stage`, from record batches (each written as a row group) instead of a query."""
         path = source_path(self.data_dir, key)
         replaces = read_file_id(path) if path.exists() else None
         file_id = secrets.token_hex(16)
         tmp = files.temp_path(path)
-        rows = _stage_parquet(con, query, params, tmp, _metadata(data_cutoff, file_id))
+        rows = _stage_batches(schema, batches, tmp, _metadata(data_cutoff, file_id))
         self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
         return rows
 

@@ -1,8 +1,9 @@
 """Deterministic sample data for a city: a subject register and every domain's dataset.
 
 Generation is vectorised: subjects with numpy (creditcert.data.sample_register), records in DuckDB
-SQL over `range(n)` with hash-derived pseudo-random columns, one domain at a time so memory stays
-bounded by the largest domain. The same seed, sizes and as-of date give the same rows (for a given
+SQL over `range(n)` with hash-derived pseudo-random columns: one query for all domains (a row of
+parameters each, table `domain_params`; a query per domain would cost more than its rows), whose
+result, ordered by domain, streams into one dataset after another, so memory stays bounded. The same seed, sizes and as-of date give the same rows (for a given
 DuckDB version); each file's id (docs/data.md) is new every time. The register and all datasets
 are published as one set, like any writer's (creditcert.data.index): readers see the old city or
 the new one, never a mix.
@@ -10,17 +11,19 @@ the new one, never a mix.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from creditcert.config import Issuer
 from creditcert.data.index import bounded, writing
 from creditcert.data.sample_register import generate_codes, register
-from creditcert.data.schema import RECORD_COLUMNS, select_list
+from creditcert.data.schema import RECORD_COLUMNS, ROW_GROUP_SIZE, select_list
 from creditcert.data.store import SUBJECTS_KEY, subjects_path
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -208,13 +211,20 @@ def generate(
             counts = np.floor(records * weights / weights.sum()).astype(int)
             counts[0] += records - counts.sum()  # keep the exact total
             city_short = issuer.name[:1]
-            for n, domain in zip(counts.tolist(), catalog.domains, strict=True):
-                per_domain[domain.code] = writer.stage(
-                    domain.dataset,
-                    con,
-                    _RECORDS_SQL,
-                    _record_params(domain, issuer, city_short, n, dirty, seed, as_of),
-                    data_cutoff=cutoff,
+            _register_domains(
+                con,
+                [
+                    _domain_params(domain, issuer, city_short, n, seed)
+                    for n, domain in zip(counts.tolist(), catalog.domains, strict=True)
+                ],
+            )
+            reader = con.sql(_RECORDS_SQL, params=_record_params(dirty, as_of)).to_arrow_reader(
+                ROW_GROUP_SIZE
+            )
+            split = _ByDomain(reader)
+            for dx, domain in enumerate(catalog.domains):
+                per_domain[domain.code] = writer.stage_batches(
+                    domain.dataset, split.schema, split.domain(dx), data_cutoff=cutoff
                 )
         finally:
             con.close()
@@ -235,18 +245,10 @@ def _offenders(con: duckdb.DuckDBPyConnection, seed: int) -> int:
     return con.execute("SELECT count(*) FROM dirty").fetchall()[0][0]
 
 
-def _record_params(
-    domain,
-    issuer: Issuer,
-    city_short: str,
-    n: int,
-    dirty: int,
-    seed: int,
-    as_of: date,
-    *,
-    penalties_only: bool = False,
+def _domain_params(
+    domain, issuer: Issuer, city_short: str, n: int, seed: int, *, penalties_only: bool = False
 ) -> dict[str, object]:
-    penalty_slots = _slots(_PENALTY_MIX)
+    """A domain's row of `domain_params`: what its records are drawn from."""
     kinds = [("penalty", 88), ("enforcement", 6), ("serious-dishonesty", 2)]
     if domain.code == "market-regulation":
         kinds.append(("abnormal-operation", 8))
@@ -255,41 +257,98 @@ def _record_params(
     if penalties_only:
         kinds = [("penalty", 1)]
     return {
-        "serial_base": 100_000 if penalties_only else 0,
-        "n": n,
-        "dirty": dirty,
-        "salt": f"{seed}:{domain.code}",
-        "domain": domain.code,
-        "as_of": as_of,
-        "days": 6 * 365,
-        "penalty_slots": penalty_slots,
-        "kind_slots": _slots(kinds),
-        "penalty_codes": list(_PENALTY_ZH),
-        "penalty_zh": list(_PENALTY_ZH.values()),
-        "facts": _DOMAIN_FACTS[domain.code][0] if domain.code in _DOMAIN_FACTS else _FACTS,
-        "laws": [_DOMAIN_FACTS[domain.code][1]] if domain.code in _DOMAIN_FACTS else _LAWS,
-        "authority": f"{issuer.name}{domain.department.split('/')[0].strip()}",
-        "decision_prefix": f"{city_short}{domain.abbr}",
-        "id_prefix": f"{issuer.admin_code}-{domain.code}-",
+        "p_n": n,
+        "p_salt": f"{seed}:{domain.code}",
+        "p_domain": domain.code,
+        "p_kind_slots": _slots(kinds),
+        "p_facts": _DOMAIN_FACTS[domain.code][0] if domain.code in _DOMAIN_FACTS else _FACTS,
+        "p_laws": [_DOMAIN_FACTS[domain.code][1]] if domain.code in _DOMAIN_FACTS else _LAWS,
+        "p_authority": f"{issuer.name}{domain.department.split('/')[0].strip()}",
+        "p_decision_prefix": f"{city_short}{domain.abbr}",
+        "p_id_prefix": f"{issuer.admin_code}-{domain.code}-",
     }
 
 
+_DOMAIN_SCHEMA = pa.schema(
+    [("p_dx", pa.int64()), ("p_n", pa.int64()), ("p_salt", pa.string())]
+    + [("p_domain", pa.string()), ("p_kind_slots", pa.list_(pa.string()))]
+    + [("p_facts", pa.list_(pa.string())), ("p_laws", pa.list_(pa.string()))]
+    + [(name, pa.string()) for name in ("p_authority", "p_decision_prefix", "p_id_prefix")]
+)
+
+
+def _register_domains(con: duckdb.DuckDBPyConnection, rows: list[dict[str, object]]) -> None:
+    """Table `domain_params`: the domains' rows, numbered (p_dx) in the given order."""
+    table = pa.Table.from_pylist(
+        [{"p_dx": dx, **row} for dx, row in enumerate(rows)], schema=_DOMAIN_SCHEMA
+    )
+    con.register("domain_params", table)
+
+
+def _record_params(dirty: int, as_of: date, *, serial_base: int = 0) -> dict[str, object]:
+    """The parameters all domains' records share."""
+    return {
+        "serial_base": serial_base,
+        "dirty": dirty,
+        "as_of": as_of,
+        "days": 6 * 365,
+        "penalty_slots": _slots(_PENALTY_MIX),
+        "penalty_codes": list(_PENALTY_ZH),
+        "penalty_zh": list(_PENALTY_ZH.values()),
+    }
+
+
+class _ByDomain:
+    """The result of _RECORDS_SQL (ordered by its column `dx`, the domain's p_dx), one domain
+    after another, without `dx`, in batches of ROW_GROUP_SIZE rows (the last one smaller), as a
+    query per domain would give them. Domains are taken in order, each fully before the next."""
+
+    def __init__(self, reader: pa.RecordBatchReader):
+        self._batches = iter(reader)
+        self._head: pa.RecordBatch | None = None
+        self._dx = reader.schema.get_field_index("dx")
+        self.schema = reader.schema.remove(self._dx)
+
+    def _rows_of(self, dx: int) -> Iterator[pa.RecordBatch]:
+        while True:
+            if self._head is None:
+                self._head = next(self._batches, None)
+                if self._head is None:
+                    return
+            end = int(np.searchsorted(self._head.column(self._dx).to_numpy(), dx, side="right"))
+            if end == 0:
+                return
+            yield self._head.slice(0, end).remove_column(self._dx)
+            self._head = self._head.slice(end) if end < self._head.num_rows else None
+
+    def domain(self, dx: int) -> Iterator[pa.RecordBatch]:
+        pending = pa.Table.from_batches([], self.schema)
+        for batch in self._rows_of(dx):
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= ROW_GROUP_SIZE:
+                yield from pending.slice(0, ROW_GROUP_SIZE).combine_chunks().to_batches()
+                pending = pending.slice(ROW_GROUP_SIZE)
+        if pending.num_rows:
+            yield from pending.combine_chunks().to_batches()
+
+
 # u(k): the k-th uniform in [0, 1) for row i, derived from a hash so any row is reproducible alone.
-_U = "((hash(i, $salt, {k}) % 1000000007) / 1000000007.0)"
+# Each domain's parameters (p_*) come from its row of `domain_params`, the rest are bound ($).
+_U = "((hash(i, p_salt, {k}) % 1000000007) / 1000000007.0)"
 _RECORDS_SQL = f"""
 WITH base AS (
-    SELECT i,
+    SELECT p.*, i,
         {_U.format(k=1)} AS u_subject, {_U.format(k=2)} AS u_date, {_U.format(k=3)} AS u_kind,
         {_U.format(k=4)} AS u_pen, {_U.format(k=5)} AS u_fine, {_U.format(k=6)} AS u_simple,
         {_U.format(k=7)} AS u_repair, {_U.format(k=8)} AS u_flag, {_U.format(k=9)} AS u_text,
         {_U.format(k=10)} AS u_pub
-    FROM range($n) t(i)
+    FROM domain_params p, range(p.p_n) t(i)
 ), shaped AS (
     SELECT b.*,
         CAST(floor(CASE WHEN u_subject < 0.5 THEN u_subject * 2 * $dirty / 5
                         ELSE (u_subject - 0.5) * 2 * $dirty END) AS BIGINT) AS subject_ix,
         CAST($as_of AS DATE) - CAST(floor(u_date * $days) AS INTEGER) AS decision_date,
-        $kind_slots[1 + CAST(floor(u_kind * len($kind_slots)) AS INTEGER)] AS kind,
+        p_kind_slots[1 + CAST(floor(u_kind * len(p_kind_slots)) AS INTEGER)] AS kind,
         u_simple < 0.15 AS simple_pick
     FROM base b
 ), typed AS (
@@ -319,21 +378,21 @@ WITH base AS (
         END AS tier
     FROM fined f
 )
-SELECT {select_list(RECORD_COLUMNS)} FROM (
+SELECT {select_list(RECORD_COLUMNS)}, dx FROM (
     SELECT
-        $id_prefix || lpad(CAST(i AS VARCHAR), 9, '0') AS record_id,
+        p_id_prefix || lpad(CAST(i AS VARCHAR), 9, '0') AS record_id,
         d.credit_code,
         d.name AS subject_name,
-        $domain AS domain,
+        p_domain AS domain,
         kind,
         tier,
         simplified,
-        $decision_prefix || CASE kind WHEN 'penalty' THEN '罚' WHEN 'enforcement' THEN '强' ELSE '决' END
+        p_decision_prefix || CASE kind WHEN 'penalty' THEN '罚' WHEN 'enforcement' THEN '强' ELSE '决' END
             || '〔' || year(decision_date) || '〕'
-            || CASE WHEN $serial_base > 0 THEN $serial_base + i ELSE 1 + hash(i, $salt, 20) % 4000 END
+            || CASE WHEN $serial_base > 0 THEN $serial_base + i ELSE 1 + hash(i, p_salt, 20) % 4000 END
             || '号' AS decision_no,
-        $authority AS authority,
-        $authority AS source_unit,
+        p_authority AS authority,
+        p_authority AS source_unit,
         decision_date,
         penalty_types,
         CASE kind
@@ -347,9 +406,9 @@ SELECT {select_list(RECORD_COLUMNS)} FROM (
         END AS penalty_content,
         fine AS fine_amount,
         CASE kind WHEN 'abnormal-operation' THEN '通过登记的住所或者经营场所无法联系'
-                  ELSE $facts[1 + CAST(floor(u_text * len($facts)) AS INTEGER)] END AS facts,
-        '《' || $laws[1 + CAST(floor(u_pub * len($laws)) AS INTEGER)] || '》第'
-            || (10 + hash(i, $salt, 21) % 90) || '条' AS legal_basis,
+                  ELSE p_facts[1 + CAST(floor(u_text * len(p_facts)) AS INTEGER)] END AS facts,
+        '《' || p_laws[1 + CAST(floor(u_pub * len(p_laws)) AS INTEGER)] || '》第'
+            || (10 + hash(i, p_salt, 21) % 90) || '条' AS legal_basis,
         CASE tier WHEN 'minor' THEN NULL
                   WHEN 'general' THEN decision_date + CAST(90 + floor(u_pub * 275) AS INTEGER)
                   ELSE decision_date + CAST(365 + floor(u_pub * 730) AS INTEGER) END AS publicity_end,
@@ -357,10 +416,11 @@ SELECT {select_list(RECORD_COLUMNS)} FROM (
              AND decision_date + CAST(90 + floor(u_repair * 3000) AS INTEGER) <= CAST($as_of AS DATE)
              THEN decision_date + CAST(90 + floor(u_repair * 3000) AS INTEGER) END AS repair_date,
         u_flag < 0.02 AS revoked,
-        u_flag BETWEEN 0.02 AND 0.03 AS disputed
+        u_flag BETWEEN 0.02 AND 0.03 AS disputed,
+        p_dx AS dx
     FROM tiered JOIN dirty d ON d.ix = tiered.subject_ix
 )
-ORDER BY credit_code, record_id
+ORDER BY dx, credit_code, record_id
 """
 
 
@@ -427,11 +487,10 @@ def export_department_file(
     con = duckdb.connect()
     con.register("register_src", con.read_parquet(str(subjects_path(data_dir))).to_arrow_table())
     dirty = _offenders(con, seed)
-    params = _record_params(
-        domain, issuer, issuer.name[:1], rows, dirty, seed + 1, as_of, penalties_only=True
-    )
-    params["id_prefix"] = "export-"
-    body = [list(r) for r in con.sql(_EXPORT_SQL, params=params).fetchall()]
+    params = _domain_params(domain, issuer, issuer.name[:1], rows, seed + 1, penalties_only=True)
+    _register_domains(con, [{**params, "p_id_prefix": "export-"}])
+    sql_params = _record_params(dirty, as_of, serial_base=100_000)
+    body = [list(r) for r in con.sql(_EXPORT_SQL, params=sql_params).fetchall()]
     con.close()
     step = max(1, len(body) // max(1, bad_rows))
     for k in range(min(bad_rows, len(body))):
