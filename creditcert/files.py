@@ -20,11 +20,16 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory's entries, so that a rename into it survives a power cut."""
+    fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 def temp_path(path: Path) -> Path:
@@ -42,7 +47,7 @@ def remove_debris(directory: Path) -> list[Path]:
         return removed
     for tmp in candidates:
         pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or _running(int(pid)):
+        if not pid.isdigit() or process_running(int(pid)):
             continue
         try:
             tmp.unlink()
@@ -52,7 +57,9 @@ def remove_debris(directory: Path) -> list[Path]:
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether a process of that id runs on this machine (a pid can be reused: a false yes
+    only keeps a leftover a little longer)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from creditcert.errors import IssueError, RegistryError
+from creditcert.files import process_running
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -190,7 +191,7 @@ class SqliteRegistry:
         )
         for number, issued_at, owner in rows.fetchall():
             host, _, pid = (owner or "").rpartition(":")
-            dead = host == here and pid.isdigit() and not _running(int(pid))
+            dead = host == here and pid.isdigit() and not process_running(int(pid))
             if dead or datetime.fromisoformat(issued_at) < at - grace:
                 found.append(number)
         return found
@@ -242,16 +243,6 @@ STATUS_WORDS = {
     "void": "void (its issuance failed; it was never issued)",
     "revoked": "revoked",
 }
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:

@@ -269,3 +269,13 @@ def run_cli(
 
 def _no_room() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def transport_export(city, path: Path, *, rows: int = 40, seed: int = 17) -> Path:
+    """A transport department's export (CSV) of `rows` new, valid records for a test city."""
+    s = city.settings
+    sample.export_department_file(
+        s.data_dir, s.catalog, s.issuer, domain_code="transport", rows=rows, bad_rows=0,
+        seed=seed, as_of=date(2026, 6, 30), path=path,
+    )  # fmt: skip
+    return path

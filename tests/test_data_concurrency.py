@@ -26,7 +26,7 @@ from creditcert.data.store import Store, current_generation, dataset_path
 from creditcert.data.subjects import import_register
 from creditcert.model.clock import SHANGHAI
 
-from .conftest import run_cli
+from .conftest import run_cli, transport_export
 
 pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,26 +35,10 @@ AS_OF = date(2026, 7, 1)
 NEW = sample.generate_codes(2, np.random.default_rng(43), ["210106"])
 
 
-def transport_export(city, path: Path, rows: int = 40) -> Path:
-    s = city.settings
-    sample.export_department_file(
-        s.data_dir,
-        s.catalog,
-        s.issuer,
-        domain_code="transport",
-        rows=rows,
-        bad_rows=0,
-        seed=23,
-        as_of=date(2026, 6, 30),
-        path=path,
-    )
-    return path
-
-
 def test_an_open_store_keeps_its_snapshot_while_writers_publish(fresh_city, tmp_path):
     s = fresh_city.settings
     transport = s.catalog.domain("transport")
-    export = transport_export(fresh_city, tmp_path / "transport.csv")
+    export = transport_export(fresh_city, tmp_path / "transport.csv", seed=23)
     with open(export, encoding="utf-8", newline="") as fh:
         code = next(csv.DictReader(fh))["统一社会信用代码"]
     with Store(s.data_dir, s.catalog) as before:
@@ -180,7 +164,7 @@ def test_a_copied_home_answers_without_reindex(fresh_city, tmp_path):
         status = run_cli(copy, "data", "status", "--json")
         assert all(d["problem"] is None for d in json.loads(status.stdout)["datasets"])
     # writing into a copy leaves the original alone
-    export = transport_export(fresh_city, tmp_path / "t.csv", rows=10)
+    export = transport_export(fresh_city, tmp_path / "t.csv", rows=10, seed=23)
     assert (
         run_cli(tmp_path / "copy-a", "ingest", "--domain", "transport", str(export)).returncode == 0
     )

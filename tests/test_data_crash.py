@@ -27,7 +27,7 @@ from creditcert.data.store import (
 )
 from creditcert.errors import DataError, SubjectError
 
-from .conftest import run_cli
+from .conftest import run_cli, transport_export
 
 pytestmark = pytest.mark.slow  # the real CLI in subprocesses: `make test` runs it, `make check` not
 
@@ -88,22 +88,6 @@ def ok(home: Path, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-def department_export(city, path: Path) -> Path:
-    s = city.settings
-    sample.export_department_file(
-        s.data_dir,
-        s.catalog,
-        s.issuer,
-        domain_code="transport",
-        rows=40,
-        bad_rows=0,
-        seed=17,
-        as_of=date(2026, 6, 30),
-        path=path,
-    )
-    return path
-
-
 def register_export(path: Path) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -119,7 +103,7 @@ def with_more(state: dict, domain: str, rows: int) -> dict:
 @pytest.mark.parametrize("stage", [f"ingest.{s}" for s in ONE_FILE] + list(INDEX_STAGES))
 def test_ingest_killed_at_each_stage(fresh_city, tmp_path, stage):
     home = fresh_city.home
-    export = department_export(fresh_city, tmp_path / "transport.csv")
+    export = transport_export(fresh_city, tmp_path / "transport.csv")
     old = seen(home)
     new = with_more(old, "transport", 40)
     kill(home, stage, "ingest", "--domain", "transport", str(export))
@@ -214,7 +198,7 @@ def test_any_writer_finishes_what_another_left(fresh_city, tmp_path):
     it publishes the transport rows too."""
     home = fresh_city.home
     old = seen(home)
-    export = department_export(fresh_city, tmp_path / "transport.csv")
+    export = transport_export(fresh_city, tmp_path / "transport.csv")
     kill(home, "ingest.installed", "ingest", "--domain", "transport", str(export))
     ok(home, "register", "import", str(register_export(tmp_path / "register.csv")))
     state = seen(home)

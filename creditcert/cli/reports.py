@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,6 @@ from creditcert.cli.base import (
     parse_time,
     print_json,
     read_input,
-    today,
 )
 from creditcert.cli.render import print_findings, print_verification
 from creditcert.files import write_atomically
@@ -40,10 +40,12 @@ ToOpt = Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.
 AsOfOpt = Annotated[str | None, typer.Option(help="Answer as of this day (default today).")]
 
 
-def _request(city: City, purpose, domains, all_domains, years, start, end, as_of) -> Request:
+def _request(
+    city: City, at: datetime, purpose, domains, all_domains, years, start, end, as_of
+) -> Request:
     return city.request(
-        at=now(),
-        as_of=parse_date(as_of, "--as-of") if as_of else today(),
+        at=at,
+        as_of=parse_date(as_of, "--as-of") if as_of else at.date(),  # one clock reading
         purpose=purpose,
         domains=[d.strip() for d in domains.split(",") if d.strip()] if domains else None,
         all_domains=all_domains,
@@ -67,10 +69,9 @@ def lookup(
     as_json: JsonOpt = False,
 ) -> None:
     """What the subject's public credit record holds, domain by domain, for a period."""
-    city = open_city(home)
-    findings = city.lookup(
-        code, _request(city, purpose, domains, all_domains, years, start, end, as_of), at=now()
-    )
+    city, at = open_city(home), now()
+    request = _request(city, at, purpose, domains, all_domains, years, start, end, as_of)
+    findings = city.lookup(code, request, at=at)
     if as_json:
         print_json(findings.to_json())
     else:
@@ -116,9 +117,9 @@ def report(
     home: HomeOpt = None,
 ) -> None:
     """Issue a signed special credit report: PDF/A-3 with PAdES signature and a QR on every page."""
-    city = open_city(home)
-    request = _request(city, purpose, domains, all_domains, years, start, end, as_of)
-    issued = city.issue(code, request, at=now(), lang=lang)
+    city, at = open_city(home), now()
+    request = _request(city, at, purpose, domains, all_domains, years, start, end, as_of)
+    issued = city.issue(code, request, at=at, lang=lang)
     doc = issued.document
     _copy(out_file, issued.pdf, doc.number)
     if json_file:

@@ -150,16 +150,8 @@ def write_parquet(
     tmp = files.temp_path(path)
     rows = _stage_parquet(con, query, params, tmp, _metadata(data_cutoff, secrets.token_hex(16)))
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    files.fsync_dir(path.parent)
     return rows
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- the journal ---------------------------------------------------------------------------
@@ -207,7 +199,7 @@ def recover(data_dir: Path) -> list[Path]:
             os.replace(staged, target)
             moved.add(target.parent)
     for directory in moved:
-        _fsync_dir(directory)
+        files.fsync_dir(directory)
     removed = files.remove_debris(data_dir) + files.remove_debris(data_dir / "records")
     idx = index_dir(data_dir)
     try:
@@ -338,7 +330,7 @@ class Writer:
             if i == 0 and len(staged) > 1:
                 reached(f"{self.command}.{FILE_STAGES[2]}")
         for directory in {s.source.path.parent for s in staged}:
-            _fsync_dir(directory)
+            files.fsync_dir(directory)
         self._installed.update(self._staged)
         self._staged.clear()
         reached(f"{self.command}.{FILE_STAGES[3]}")
@@ -458,7 +450,7 @@ class Writer:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            files.fsync_dir(target.parent)
         except duckdb.Error as exc:
             raise DataError(
                 f"{target}: building the data index failed ({exc}); the previous index still "
