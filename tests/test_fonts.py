@@ -9,7 +9,7 @@ def test_trimmed_faces_are_made_once_and_keep_gb2312(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDITCERT_FONT_CACHE", str(tmp_path))
     made = fonts.trimmed_faces()
     assert {f.family for f in made} == {"Noto Serif CJK SC", "Noto Sans CJK SC"}
-    assert len(made) == 4 and all(p.parent == tmp_path for p in made.values())
+    assert len(made) == 3 and all(p.parent == tmp_path for p in made.values())
     for face, path in made.items():
         scanned = subprocess.run(
             ["fc-scan", "--format=%{family}|%{charset}", str(path)],
@@ -23,6 +23,15 @@ def test_trimmed_faces_are_made_once_and_keep_gb2312(tmp_path, monkeypatch):
         p.stat().st_mtime_ns for p in made.values()
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in made.values())
+
+
+def test_a_face_made_from_another_font_replaces_the_old_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CREDITCERT_FONT_CACHE", str(tmp_path))
+    face = fonts.FACES[0]
+    old = tmp_path / f"{face.file_stem}-0123456789abcdef.otf"
+    old.write_bytes(b"made from an older Noto")
+    made = fonts.trimmed_faces()
+    assert not old.exists() and made[face].exists()
 
 
 def test_charset_is_gb2312_and_the_shipped_texts():

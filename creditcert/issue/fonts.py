@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from creditcert.files import temp_path
@@ -43,11 +44,16 @@ class Face:
     def trimmed_family(self) -> str:
         return f"{self.family} {TRIMMED_SUFFIX}"
 
+    @property
+    def file_stem(self) -> str:
+        return f"{self.trimmed_family.replace(' ', '')}-{self.weight}"
 
-FACES = tuple(
-    Face(family, weight)
-    for family in ("Noto Serif CJK SC", "Noto Sans CJK SC")
-    for weight in (400, 700)
+
+# Bold is always the sans face in the stylesheet (a serif bold subset cost 40 KB a report).
+FACES = (
+    Face("Noto Serif CJK SC", 400),
+    Face("Noto Sans CJK SC", 400),
+    Face("Noto Sans CJK SC", 700),
 )
 # Latin, general punctuation, CJK symbols and punctuation, full-width forms.
 _RANGES = ((0x20, 0x7E), (0xA0, 0x17F), (0x2000, 0x206F), (0x2100, 0x215F), (0x3000, 0x303F),
@@ -62,6 +68,10 @@ def cache_dir() -> Path:
     return Path(base) / "creditcert" / "fonts"
 
 
+def _shipped_texts() -> list[Path]:
+    return [*sorted(p for p in templates_dir().iterdir() if p.is_file()), default_catalog_path()]
+
+
 def charset() -> list[int]:
     """The code points every trimmed face keeps (sorted)."""
     points = {p for lo, hi in _RANGES for p in range(lo, hi + 1)}
@@ -69,28 +79,55 @@ def charset() -> list[int]:
         for cell in range(0xA1, 0xFF):
             with contextlib.suppress(UnicodeDecodeError):  # the unassigned cells
                 points.add(ord(bytes((row, cell)).decode("gb2312")))
-    shipped = [*sorted(templates_dir().iterdir()), default_catalog_path()]
-    for path in shipped:
-        if path.is_file():
-            points.update(ord(c) for c in path.read_text(encoding="utf-8") if ord(c) >= 0x20)
+    for path in _shipped_texts():
+        points.update(ord(c) for c in path.read_text(encoding="utf-8") if ord(c) >= 0x20)
     return sorted(points)
 
 
-def _source(face: Face) -> tuple[Path, int] | None:
-    """The file and face index fontconfig has for a family and weight."""
-    fc_match = shutil.which("fc-match")
-    if not fc_match:
-        return None
-    style = "Bold" if face.weight >= 700 else "Regular"
-    found = subprocess.run(
-        [fc_match, "--format=%{file}\n%{index}\n%{family}", f"{face.family}:style={style}"],
+@cache
+def _charset_key() -> str:
+    """Names the character set without computing it (that takes 0.1 s): what it is made of."""
+    digest = hashlib.sha256(f"gb2312 {_RANGES}".encode())
+    for path in _shipped_texts():
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    file: Path
+    index: int
+    families: tuple[str, ...]
+    weight: int  # fontconfig's scale: 80 regular, 200 bold
+
+
+@cache
+def installed() -> tuple[Installed, ...]:
+    """Every face fontconfig knows, listed once per process (one `fc-list`)."""
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return ()
+    listed = subprocess.run(
+        [fc_list, "--format=%{file}\t%{index}\t%{family}\t%{weight}\n"],
         capture_output=True,
         text=True,
         check=False,
-    ).stdout.split("\n")
-    if len(found) < 3 or face.family not in found[2].split(","):
-        return None
-    return Path(found[0]), int(found[1] or 0)
+    ).stdout
+    faces = []
+    for line in listed.splitlines():
+        file, index, families, weight = [*line.split("\t"), "", "", ""][:4]
+        if not (index.isdigit() and weight.isdigit()):
+            continue  # variable fonts list a weight range; the report's faces are static
+        faces.append(
+            Installed(Path(file), int(index), tuple(f.strip() for f in families.split(",")),
+                      int(weight))
+        )  # fmt: skip
+    return tuple(faces)
+
+
+def _source(face: Face) -> Installed | None:
+    weight = 200 if face.weight >= 700 else 80
+    return next((f for f in installed() if face.family in f.families and f.weight == weight), None)
 
 
 def trimmed_faces() -> dict[Face, Path]:
@@ -99,22 +136,19 @@ def trimmed_faces() -> dict[Face, Path]:
     if not hb_subset:
         LOG.warning("hb-subset not found (Debian: libharfbuzz-bin): reports use the full fonts")
         return {}
-    points = charset()
-    unicodes = ",".join(f"{p:X}" for p in points)
     made: dict[Face, Path] = {}
     for face in FACES:
         source = _source(face)
         if source is None:
             continue
-        path, index = source
-        stat = path.stat()
+        stat = source.file.stat()
         digest = hashlib.sha256(
-            f"{path}|{index}|{stat.st_size}|{stat.st_mtime_ns}|{unicodes}".encode()
+            f"{source.file}|{source.index}|{stat.st_size}|{stat.st_mtime_ns}|{_charset_key()}".encode()
         ).hexdigest()[:16]
-        target = cache_dir() / f"{face.trimmed_family.replace(' ', '')}-{face.weight}-{digest}.otf"
+        target = cache_dir() / f"{face.file_stem}-{digest}.otf"
         try:
             if not target.exists():
-                _trim(hb_subset, path, index, unicodes, target)
+                _trim(hb_subset, source, target)
         except (OSError, subprocess.CalledProcessError) as e:
             LOG.warning("cannot make the trimmed font %s (%s): using the full one", target, e)
             continue
@@ -122,19 +156,22 @@ def trimmed_faces() -> dict[Face, Path]:
     return made
 
 
-def _trim(hb_subset: str, source: Path, index: int, unicodes: str, target: Path) -> None:
+def _trim(hb_subset: str, source: Installed, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     codes = temp_path(target.with_suffix(".codes"))
     scratch = temp_path(target)
     try:
-        codes.write_text(unicodes)
+        codes.write_text(",".join(f"{p:X}" for p in charset()))
         subprocess.run(
-            [hb_subset, f"--font-file={source}", f"--face-index={index}",
+            [hb_subset, f"--font-file={source.file}", f"--face-index={source.index}",
              f"--unicodes-file={codes}", "--layout-features=*", "--name-IDs=*", "--no-hinting",
              f"--output-file={scratch}"],
             check=True, capture_output=True, timeout=120,
         )  # fmt: skip
         os.replace(scratch, target)  # made whole or not at all; concurrent makers agree
+        for stale in target.parent.glob(f"{target.name.rsplit('-', 1)[0]}-*.otf"):
+            if stale != target:  # made from an older font or character set
+                stale.unlink(missing_ok=True)
     finally:
         codes.unlink(missing_ok=True)
         scratch.unlink(missing_ok=True)

@@ -13,9 +13,6 @@ import gc
 import io
 import json
 import logging
-import shutil
-import subprocess
-from functools import cache
 
 import jinja2
 import qrcode
@@ -35,13 +32,10 @@ class RenderError(CreditcertError):
     """The PDF cannot be rendered as it should look (missing fonts, bad language)."""
 
 
-@cache
 def _font_families() -> frozenset[str]:
-    fc_list = shutil.which("fc-list")
-    if not fc_list:
-        return frozenset()
-    listed = subprocess.run([fc_list, ":", "family"], capture_output=True, text=True, check=False)
-    return frozenset(f.strip() for line in listed.stdout.splitlines() for f in line.split(","))
+    from creditcert.issue.fonts import installed
+
+    return frozenset(family for face in installed() for family in face.families)
 
 
 def qr_png(text: str) -> bytes:
