@@ -333,3 +333,13 @@ def test_a_second_signature_keeps_the_first_conforming(issued):
         path.read_bytes(), issued["city"].keys.signer(NOW_REPORTS), field="Second"
     )
     pdfa.assert_pdfa3b(twice)
+
+
+def test_deflating_once_writes_the_bytes_pydyf_would(issued, unsigned, monkeypatch):
+    """pdfa's deflate-once only moves pydyf's work (the saving is in benchmarks/pdfa_cost.py)."""
+    from creditcert.issue import pdfa as finishing
+
+    report, _ = issued["busy"]
+    monkeypatch.setattr(finishing, "_deflate_once", lambda stream: None)
+    again = issued["renderer"].render(report.document, report.qr.text, report.envelope)
+    assert again == unsigned
