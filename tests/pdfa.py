@@ -204,10 +204,9 @@ def _object_rules(pdf: pikepdf.Pdf, data: bytes) -> Iterator[Finding]:
     embedded: list[pikepdf.Object] = []
     for obj, key in _walk(pdf):
         where = f"{key} {obj.objgen}" if obj.is_indirect else key
-        if isinstance(obj, pikepdf.Array):
-            yield from _limits(obj, where)
-            continue
         yield from _limits(obj, where)
+        if isinstance(obj, pikepdf.Array):
+            continue
         for rule in _DICT_RULES:
             yield from rule(obj, key, where)
         if "/AF" in obj:
@@ -241,8 +240,9 @@ def _beyond_limits(v: object) -> str | None:
         return f"real {v}"
     if isinstance(v, pikepdf.String) and len(bytes(v)) > 32767:
         return f"string of {len(bytes(v))} bytes"
-    if isinstance(v, str) and v.startswith("/") and len(v.encode()) - 1 > 127:
-        return f"name of {len(v.encode()) - 1} bytes"
+    name = str(v) if isinstance(v, pikepdf.Name | str) else ""  # a dictionary key is a str
+    if name.startswith("/") and len(name.encode()) - 1 > 127:
+        return f"name of {len(name.encode()) - 1} bytes"
     return None
 
 

@@ -196,6 +196,10 @@ def _big_integer(pdf):
     pdf.Root.Extra = Array([2**40])
 
 
+def _long_name(pdf):
+    pdf.Root.Extra = Name("/" + "n" * 128)
+
+
 def _wrong_icc_channels(pdf):
     pdf.Root.OutputIntents[0].DestOutputProfile.N = 4
 
@@ -231,6 +235,7 @@ EDITS = [
     ("stream.external", _external_stream),
     ("stream.filter", _lzw),
     ("limits", _big_integer),
+    ("limits", _long_name),
     ("perms", _set(Perms=Dictionary(Foo=Dictionary()))),
     ("output-intent", _del("OutputIntents")),
     ("output-intent", _wrong_icc_channels),
