@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from creditcert.data.text import visible
 from creditcert.errors import CreditcertError
+from creditcert.issue import pdfa
 from creditcert.model.document import ReportDocument
 from creditcert.resources import templates_dir
 from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
@@ -125,6 +126,7 @@ class Renderer:
                 attachments=attachments,
                 pdf_identifier=doc.number.encode(),
                 uncompressed_pdf=False,
+                finisher=pdfa.finisher(doc.issued_at),
             )
         if not self._warm:
             # What the first render loaded (imports, fonts, stylesheets) lives as long as the
