@@ -25,10 +25,12 @@ from creditcert.data import sample
 from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
 from creditcert.data.store import dataset_path, subjects_path
+from creditcert.issue import pades
 from creditcert.model.clock import SHANGHAI
 from creditcert.stages import ENV as KILL_AT
 
 from . import cli_process
+from .pdfa import assert_pdfa3b
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -249,6 +251,24 @@ def issued(tmp_path_factory, _fresh_template):
     out["city"], out["home"], out["settings"] = city, home, city.settings
     out["renderer"] = city.renderer
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_pdf_is_pdfa3b():
+    """Every PDF issued in-process is PDF/A-3b before and after its PAdES signature
+    (tests/pdfa.py); the CLI's files are checked where the tests read them."""
+    sign = pades.sign_pdf
+
+    def checked(pdf, signer, **kwargs):
+        assert_pdfa3b(pdf)
+        signed = sign(pdf, signer, **kwargs)
+        assert_pdfa3b(signed)
+        return signed
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pades, "sign_pdf", checked)
+    yield
+    patch.undo()
 
 
 def run_cli(
