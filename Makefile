@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # System packages later steps need: CJK fonts for the PDF, HarfBuzz subsetting (fast font
 # embedding in WeasyPrint), poppler's pdfsig/pdftotext/pdffonts for checking real PDFs.
-SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 poppler-utils zbar-tools
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test check bench lint format clean
