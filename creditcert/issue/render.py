@@ -52,8 +52,8 @@ def qr_png(text: str) -> bytes:
     (`image-rendering: pixelated`); a raster is drawn once per page for free, where an SVG path of
     ~6,000 squares cost 0.3 s a page. Not 1 pixel a module: poppler interpolates any image it
     enlarges less than 4× whatever /Interpolate says, and at 150 dpi that blur (one pixel drawn
-    2.2× wide) kept zbar from reading the page; 2 pixels are drawn about 1:1 at 150 dpi and every
-    decoder reads them (docs/report.md §3)."""
+    2.2× wide) kept zbar from reading the page; 2 pixels are drawn about 1:1 at 150 dpi (which
+    decoder reads what at which dpi: docs/report.md §3)."""
     import numpy as np
     from PIL import Image
 
