@@ -40,14 +40,27 @@ def _font_families() -> frozenset[str]:
 
 
 def qr_png(text: str) -> bytes:
-    """The QR symbol: alphanumeric mode (base45 is that alphabet), error correction Q, one pixel
-    per module. The page scales it up without smoothing (`image-rendering: pixelated`): a raster
-    is drawn once per page for free, where an SVG path of ~6,000 squares cost 0.3 s a page."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_Q, box_size=1, border=2)
+    """The QR symbol: alphanumeric mode (base45 is that alphabet), error correction Q, inside the
+    quiet zone of 4 modules ISO/IEC 18004 asks for. qrcode does the coding; the PNG is written by
+    PIL from its matrix (qrcode's pure-Python writer took ~15 ms a report), 8-bit grey so that
+    WeasyPrint embeds one byte a pixel, not three.
+
+    Each module is exactly 2 × 2 pixels and the page scales the image without smoothing
+    (`image-rendering: pixelated`); a raster is drawn once per page for free, where an SVG path of
+    ~6,000 squares cost 0.3 s a page. Not 1 pixel a module: poppler interpolates any image it
+    enlarges less than 4× whatever /Interpolate says, and at 150 dpi that blur (one pixel drawn
+    2.2× wide) kept zbar from reading the page; 2 pixels are drawn about 1:1 at 150 dpi (which
+    decoder reads what at which dpi: docs/report.md §3)."""
+    import numpy as np
+    from PIL import Image
+
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_Q, border=4)
     code.add_data(text)
     code.make(fit=True)
+    dark = np.array(code.get_matrix(), dtype=bool)  # the quiet zone included
+    grey = np.where(dark, 0, 255).astype(np.uint8).repeat(2, axis=0).repeat(2, axis=1)
     buf = io.BytesIO()
-    code.make_image().save(buf, format="PNG")
+    Image.fromarray(grey).save(buf, format="PNG")
     return buf.getvalue()
 
 
