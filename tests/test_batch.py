@@ -160,7 +160,7 @@ def test_bad_input_is_one_line_and_exit_2(home, tmp_path):
 
 def test_a_batch_issues_each_code_once_and_records_each_failure(home, tmp_path):
     codes = subjects(home, 3)
-    lines = [codes[0], "NOT-A-CODE", codes[1], UNREGISTERED, codes[2], codes[0].lower()]
+    lines = [codes[0], "=1+2", codes[1], UNREGISTERED, codes[2], codes[0].lower()]
     out = tmp_path / "out"
     done = run_cli(home, "report", "batch", input_file(tmp_path, lines), "--out", str(out),
                    "--purpose", "bidding", "--workers", "2")  # fmt: skip
@@ -175,6 +175,8 @@ def test_a_batch_issues_each_code_once_and_records_each_failure(home, tmp_path):
         (4, "failed", "no-such-subject"),
         (6, "skipped", "duplicate"),
     }
+    table = (out / TABLE).read_text(encoding="utf-8")
+    assert "'=1+2,bidding,,,failed,invalid-code" in table  # no formula for a spreadsheet to run
     # verification accepts what the batch wrote
     verdict = city_at(home).verify((out / f"{registry(home, 'bidding')[codes[0]][0][0]}.pdf")
                                    .read_bytes(), at=_now()).verdict  # fmt: skip

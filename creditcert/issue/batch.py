@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from creditcert.city import City
+from creditcert.data.exports import neutral
 from creditcert.errors import CreditcertError, RequestError
 from creditcert.files import fsync_dir, write_atomically
 from creditcert.issue.pool import BatchReason, IssuePool, Outcome, copy_pdf, default_workers
@@ -102,7 +103,8 @@ def scope_of(request: Request, catalog: Catalog) -> str:
 @dataclass(frozen=True, slots=True)
 class Line:
     """One manifest line: a subject's issuance `started` (before it is handed to a worker),
-    `issued` or `failed`. `file` is relative to the output directory."""
+    `issued`, `failed`, or `skipped` (a repeated input line). `file` is relative to the output
+    directory (docs/cli-json.md, `creditcert.batch/1`)."""
 
     batch: str
     line: int
@@ -230,7 +232,7 @@ def parse_journal(data: bytes, path: Path) -> tuple[list[Line], int]:
     for n, raw in enumerate(data[:whole].splitlines(), 1):
         try:
             lines.append(Line.from_json(json.loads(raw)))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BatchInputError(f"{path}: line {n} is not a {FORMAT} line ({exc})") from None
     return lines, whole
 
@@ -242,14 +244,9 @@ def read_manifest(directory: Path) -> list[Line]:
 
 
 def _row(line: Line) -> list[str]:
-    return [
-        line.code,
-        line.scope,
-        line.number or "",
-        line.file or "",
-        line.status,
-        line.reason or "",
-    ]
+    """A table row; a code as typed that Excel would run as a formula is quoted."""
+    cells = (line.code, line.scope, line.number, line.file, line.status, line.reason)
+    return [neutral(cell or "") for cell in cells]
 
 
 # --- running a batch ----------------------------------------------------------------------------
