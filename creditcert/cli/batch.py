@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn
 from rich.progress import Progress as Bar
 from rich.text import Text
 
@@ -106,12 +106,20 @@ def _stopper(stop: threading.Event):
     return handler
 
 
-class _Rate(ProgressColumn):
-    """Reports per second, over the bar's recent window."""
+class _RateEta(ProgressColumn):
+    """Reports per second since the start, and the time left at that rate (rich's own columns
+    use the last few updates, which jump when workers finish together)."""
 
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f}/s" if speed else "-/s")
+        return Text(_rate_eta(int(task.completed), int(task.total or 0), task.elapsed or 0.0))
+
+
+def _rate_eta(done: int, total: int, elapsed: float) -> str:
+    if not done or elapsed <= 0:
+        return "-/s"
+    rate = done / elapsed
+    left = round((total - done) / rate)
+    return f"{rate:.2f}/s, {left // 3600}:{left // 60 % 60:02}:{left % 60:02} left"
 
 
 class _Shown:
@@ -126,8 +134,7 @@ class _Shown:
         self.started = time.monotonic()
         if err.is_terminal and total:
             self.bar = Bar(
-                "[bold]issuing", BarColumn(), MofNCompleteColumn(), _Rate(),
-                TimeRemainingColumn(), console=err,
+                "[bold]issuing", BarColumn(), MofNCompleteColumn(), _RateEta(), console=err,
             )  # fmt: skip
             self.bar.add_task("issuing", total=total)
             self.bar.start()
@@ -140,9 +147,8 @@ class _Shown:
             if line.status != "issued":
                 self.bar.console.print(text, markup=False, highlight=False)
             return
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        left = (total - done) / rate if rate else 0
-        err.print(f"{done}/{total} {text} ({rate:.2f}/s, {left:.0f} s left)", markup=False)
+        pace = _rate_eta(done, total, time.monotonic() - self.started)
+        err.print(f"{done}/{total} {text} ({pace})", markup=False)
 
     def stop(self) -> None:
         if self.bar is not None:
