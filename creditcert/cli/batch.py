@@ -94,8 +94,8 @@ def batch(
 
 
 def _stopper(stop: threading.Event):
-    """The first Ctrl-C asks the batch to stop after what is under way; a second one abandons
-    that too (the next run recovers it from the registry)."""
+    """The first Ctrl-C asks the batch to stop after what is under way; a second one stops
+    without recording that (the next run recovers it from the registry)."""
 
     def handler(signum, frame):
         if stop.is_set():
