@@ -1,7 +1,8 @@
 """Batch issuance speed (issue 10): reports per second of `run_batch` (what `creditcert report
 batch` runs) at 1 and 2 workers, for typical subjects (a generated sample city, subjects with
 records, a purpose preset), min / median / max of several runs; beside it, in the same run, the
-floor: one process issuing the same subjects in a warm `City.issue` loop.
+floor: one process issuing the same subjects in a warm `City.issue` loop, and how many cores two
+busy loops get at the time (less than 2 on a shared machine: the ceiling for 2 workers).
 
 Each batch run is measured end to end (starting the workers included: what a user waits for)
 and steady (first to last report, over the reports after the first). Prints a Markdown table,
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import platform
 import random
@@ -81,6 +83,24 @@ def batch_run(city: City, codes: list[str], purpose: str, workers: int, out: Pat
     }
 
 
+def _spin(_: int) -> float:
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
+def cores_available(n: int) -> float:
+    """How many cores the machine gives n busy processes right now (other users' load takes
+    its share): n x one loop's time alone / the wall time of n loops side by side."""
+    with multiprocessing.get_context("spawn").Pool(n) as pool:
+        alone = min(pool.map(_spin, [0]) for _ in range(2))[0]
+        start = time.perf_counter()
+        pool.map(_spin, range(n))
+        return n * alone / (time.perf_counter() - start)
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
@@ -99,6 +119,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()
+    cores_before = cores_available(2)
     scratch = Path(tempfile.mkdtemp(prefix="batch-speed-"))
     try:
         city = make_city(scratch, args.subjects, args.records)
@@ -123,7 +144,8 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{date.today()}, load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
+        f"{date.today()}, load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; "
+        f"two busy loops got {cores_before:.1f} cores before, {cores_available(2):.1f} after"
     )
     data = (
         f"sample city of {args.subjects:,} subjects / {args.records:,} records, "
