@@ -123,8 +123,8 @@ def test_fonts_are_trimmed_and_rare_characters_still_print(issued, hand_city, tm
 
 
 def test_missing_cjk_font_is_a_clear_error(monkeypatch):
+    from creditcert.errors import RenderError
     from creditcert.issue import render as pdf_mod
-    from creditcert.issue.render import RenderError
 
     monkeypatch.setattr(pdf_mod, "_font_families", lambda: frozenset({"DejaVu Sans"}))
     with pytest.raises(RenderError, match="fonts-noto-cjk"):

@@ -19,7 +19,7 @@ import qrcode
 from markupsafe import Markup
 
 from creditcert.data.text import visible
-from creditcert.errors import CreditcertError
+from creditcert.errors import RenderError
 from creditcert.issue import pdfa
 from creditcert.model.document import ReportDocument
 from creditcert.resources import templates_dir
@@ -27,10 +27,6 @@ from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
 
 CJK_FAMILIES = ("Noto Serif CJK SC", "Noto Sans CJK SC")
 LANGS = ("zh", "en", "zh-en")
-
-
-class RenderError(CreditcertError):
-    """The PDF cannot be rendered as it should look (missing fonts, bad language)."""
 
 
 def _font_families() -> frozenset[str]:
