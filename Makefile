@@ -43,8 +43,12 @@ test: setup
 check: setup
 	$(BIN)/python -m pytest -n auto -m "not slow"
 
+# run.py: the city-scale table (benchmarks/README.md); then issue 10's scripts, each printing its
+# own table with the floor measured in the same run.
 bench: setup
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/verify_speed.py
+	$(BIN)/python benchmarks/batch_speed.py
 
 lint: setup
 	$(BIN)/ruff check creditcert tests benchmarks
