@@ -26,6 +26,7 @@ from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
 from creditcert.data.store import dataset_path, subjects_path
 from creditcert.issue import pades
+from creditcert.lookup import Request
 from creditcert.model.clock import SHANGHAI
 from creditcert.stages import ENV as KILL_AT
 
@@ -251,6 +252,19 @@ def issued(tmp_path_factory, _fresh_template):
     out["city"], out["home"], out["settings"] = city, home, city.settings
     out["renderer"] = city.renderer
     return out
+
+
+def reports_in_a_copy(home: Path, template: Path, langs) -> tuple[CityApi, str, Request, dict]:
+    """A copy of the sample city with keys, and the all-domain, 5-year report of its busiest
+    subject issued in each language: (city, code, request, {lang: IssuedReport})."""
+    shutil.copytree(template, home)
+    city = city_at(home, rate_limit_per_day=0)
+    city.keys.init(NOW_REPORTS)
+    with city.store() as store:
+        code = store.subject_codes(with_records=True, limit=1)[0]
+    request = city.request(as_of=NOW_REPORTS.date(), all_domains=True, years=5)
+    issued = {lang: city.issue(code, request, at=NOW_REPORTS, lang=lang) for lang in langs}
+    return city, code, request, issued
 
 
 @pytest.fixture(autouse=True, scope="session")

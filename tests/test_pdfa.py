@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import subprocess
 from datetime import timedelta
 
@@ -17,7 +16,7 @@ from pikepdf import Array, Dictionary, Name
 from creditcert.issue import pades
 from creditcert.issue.render import LANGS
 from tests import pdfa
-from tests.conftest import NOW_REPORTS, city_at
+from tests.conftest import NOW_REPORTS, reports_in_a_copy
 
 
 def codes(data: bytes, **kwargs) -> set[str]:
@@ -36,13 +35,7 @@ def rotated_city(tmp_path_factory, _fresh_template):
     """A copy of a city that issued one report per language, then rotated its signing key and
     issued another."""
     home = tmp_path_factory.mktemp("pdfa") / "city"
-    shutil.copytree(_fresh_template, home)
-    city = city_at(home, rate_limit_per_day=0)
-    city.keys.init(NOW_REPORTS)
-    with city.store() as store:
-        code = store.subject_codes(with_records=True, limit=1)[0]
-    request = city.request(as_of=NOW_REPORTS.date(), all_domains=True, years=5)
-    reports = {lang: city.issue(code, request, at=NOW_REPORTS, lang=lang) for lang in LANGS}
+    city, code, request, reports = reports_in_a_copy(home, _fresh_template, LANGS)
     later = NOW_REPORTS + timedelta(minutes=10)
     city.keys.rotate(NOW_REPORTS + timedelta(minutes=5))
     reports["rotated"] = city.issue(code, request, at=later)

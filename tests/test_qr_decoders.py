@@ -8,7 +8,6 @@ printed page verify through City.verify; the PDF reader counts only the QR that 
 from __future__ import annotations
 
 import io
-import shutil
 from datetime import timedelta
 
 import numpy as np
@@ -22,7 +21,7 @@ from creditcert.issue.render import qr_png
 from creditcert.verify import extract
 from creditcert.verify.result import Status, Verdict
 
-from .conftest import NOW_REPORTS, city_at
+from .conftest import NOW_REPORTS, reports_in_a_copy
 from .decoders import DECODERS, RENDERERS, zbar_texts
 from .photos import PAGE_DPI, SHOTS, Shot, photo
 
@@ -34,13 +33,7 @@ ZBAR_MISSES = {"blurred", "everything"}  # zbar 0.23 reads none of these two; zx
 def reports(tmp_path_factory, _fresh_template):
     """The `issued` busy subject's report in zh and in en (it has zh-en), issued in a copy."""
     home = tmp_path_factory.mktemp("qr") / "city"
-    shutil.copytree(_fresh_template, home)
-    city = city_at(home, rate_limit_per_day=0)
-    city.keys.init(NOW_REPORTS)
-    with city.store() as store:
-        busy = store.subject_codes(with_records=True, limit=1)[0]
-    request = city.request(as_of=NOW_REPORTS.date(), all_domains=True, years=5)
-    issued = {lang: city.issue(busy, request, at=NOW_REPORTS, lang=lang) for lang in ("zh", "en")}
+    city, _, _, issued = reports_in_a_copy(home, _fresh_template, ("zh", "en"))
     return city, issued
 
 
