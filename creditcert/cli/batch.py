@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -101,7 +102,8 @@ def _stopper(stop: threading.Event):
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        err.print("stopping after the reports under way (Ctrl-C again to abandon them)")
+        # A plain write: the signal may land inside rich's own print, which is not re-entrant.
+        os.write(2, b"stopping after the reports under way (Ctrl-C again to abandon them)\n")
 
     return handler
 
