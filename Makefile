@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # System packages later steps need: CJK fonts for the PDF, HarfBuzz subsetting (fast font
 # embedding in WeasyPrint; hb-subset trims the report's faces to GB 2312 once per machine),
-# poppler's pdfsig/pdftotext/pdffonts for checking real PDFs, zbar (a second QR decoder).
-SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libharfbuzz-bin poppler-utils zbar-tools
+# poppler's pdfsig/pdftotext/pdffonts for checking real PDFs, zbar (a second QR decoder),
+# Chromium for the service's browser tests (driven by Playwright, which cannot fetch its own).
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libharfbuzz-bin poppler-utils zbar-tools chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo test check bench lint format clean
