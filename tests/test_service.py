@@ -302,3 +302,21 @@ def test_sigterm_during_issuance_leaves_nothing_half_issued(tmp_path, home, code
         assert (copy / "reports" / f"{number}.pdf").exists() == (status in ("issued", "revoked"))
     if answers:
         assert answers[0].status_code in (303, 503)
+
+
+def test_the_published_bundle_is_served_with_caching_headers(server, home, tmp_path):
+    with server.client() as client:
+        before = client.get("/.well-known/creditcert/bundle.cose")
+        exported = run_cli(home, "partner", "export", "--out", str(tmp_path / "b.cose"))
+        assert exported.returncode == 0, exported.stderr
+        served = client.get("/.well-known/creditcert/bundle.cose")
+        again = client.get(
+            "/.well-known/creditcert/bundle.cose", headers={"If-None-Match": served.headers["etag"]}
+        )
+    assert before.status_code == 404 and before.json()["code"] == "no-bundle"
+    assert served.status_code == 200 and served.content == (tmp_path / "b.cose").read_bytes()
+    assert served.headers["content-type"] == "application/cose"
+    assert (
+        served.headers["cache-control"] == "public, max-age=300" and served.headers["last-modified"]
+    )
+    assert again.status_code == 304 and not again.content

@@ -5,6 +5,8 @@ number's status are public and rate limited per client."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from email.utils import formatdate
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -19,7 +21,12 @@ from creditcert.verify.verifier import InputKind
 router = APIRouter(prefix="/api/v1")
 REPORT_FORMAT = "creditcert.api.report/1"
 STATUS_FORMAT = "creditcert.api.status/1"
-PROBLEM = {"model": dict, "content": {"application/problem+json": {}}}
+PROBLEM = {"description": "a problem (RFC 9457)"}  # its schema: app.routed's openapi
+
+
+def scope(name: str) -> dict:
+    """The OpenAPI security requirement of a route that needs a token with scope `name`."""
+    return {"security": [{"token": [name]}]}
 
 
 def service_of(request: Request) -> Service:
@@ -91,7 +98,11 @@ def _links(number: str) -> Links:
 
 
 @router.post(
-    "/reports", status_code=201, response_model=Issued, responses={429: PROBLEM, 404: PROBLEM}
+    "/reports",
+    status_code=201,
+    response_model=Issued,
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 429: PROBLEM},
+    openapi_extra=scope("issue"),
 )
 async def issue_report(
     ask: ReportAsk, request: Request, _: str = Depends(token("issue"))
@@ -147,7 +158,8 @@ async def report_status(number: str, request: Request) -> Status:
 @router.get(
     "/reports/{number}/pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, 410: PROBLEM},
+    responses={200: {"content": {"application/pdf": {}}}, 401: PROBLEM, 403: PROBLEM, 410: PROBLEM},
+    openapi_extra=scope("issue"),
 )
 async def report_pdf(number: str, request: Request, _: str = Depends(token("issue"))) -> Response:
     """The kept PDF of a valid report, again."""
@@ -190,7 +202,11 @@ async def verify(
     return result.to_json()
 
 
-@router.get("/subjects/{code}/lookup", responses={404: PROBLEM})
+@router.get(
+    "/subjects/{code}/lookup",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    openapi_extra=scope("lookup"),
+)
 async def subject_lookup(
     code: str,
     request: Request,
@@ -206,3 +222,35 @@ async def subject_lookup(
     ask = service.city.request(at=at, as_of=at.date(), purpose=purpose, domains=chosen, years=years)
     findings = await asyncio.to_thread(service.city.lookup, code.strip().upper(), ask, at=at)
     return findings.to_json()
+
+
+well_known = APIRouter()
+
+
+@well_known.get(
+    "/.well-known/creditcert/bundle.cose",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/cose": {}}},
+        304: {"description": "unchanged"},
+        404: PROBLEM,
+    },
+)
+async def published_bundle(request: Request) -> Response:
+    """The city's current signed bundle for partners (keys, catalog, revocations: docs/partners.md),
+    as last exported by `creditcert partner export`; conditional requests answer 304."""
+    path = service_of(request).city.layout.published_bundle
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+        modified = path.stat().st_mtime
+    except FileNotFoundError:
+        raise Problem(404, "no-bundle", "this city has not published a bundle yet") from None
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": formatdate(modified, usegmt=True),
+        "Cache-Control": "public, max-age=300",
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="application/cose", headers=headers)
