@@ -29,6 +29,7 @@ from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
 from creditcert.registry import STATUS_WORDS, Entry, SqliteRegistry
 from creditcert.registry import opened as registry_at
+from creditcert.service.tokens import TokenStore
 from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
@@ -72,6 +73,10 @@ class Layout:
         """The bundle last exported, served to partners at /.well-known/creditcert/bundle.cose."""
         return self.home / "published" / "bundle.cose"
 
+    @property
+    def tokens(self) -> Path:
+        return self.home / "tokens.json"
+
 
 class City:
     """A city's home: settings, data, keys, registry and partners, and what can be done with them."""
@@ -95,6 +100,11 @@ class City:
         return PartnerStore(
             self.layout.partners, self.settings.catalog, self.settings.issuer.admin_code
         )
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        """The web service's API tokens (docs/service-tokens.md)."""
+        return TokenStore(self.layout.tokens)
 
     @cached_property
     def renderer(self):
