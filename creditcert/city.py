@@ -103,7 +103,7 @@ class City:
 
     @cached_property
     def tokens(self) -> TokenStore:
-        """The web service's API tokens (docs/service-tokens.md)."""
+        """The web service's API tokens (docs/service.md)."""
         return TokenStore(self.layout.tokens)
 
     @cached_property

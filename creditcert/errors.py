@@ -55,7 +55,7 @@ class PartnerError(CreditcertError):
 
 class TokenError(CreditcertError):
     """An API token is refused, or cannot be added or revoked; `reason` is a stable code
-    (docs/service-tokens.md lists them). Never carries the secret."""
+    (docs/service.md lists them). Never carries the secret."""
 
     def __init__(self, message: str, reason: TokenReason):
         super().__init__(message)
@@ -162,7 +162,7 @@ class Reason(StrEnum):
 
 
 class TokenReason(StrEnum):
-    """Why a TokenError was raised, with its one-line meaning (docs/service-tokens.md lists them
+    """Why a TokenError was raised, with its one-line meaning (docs/service.md lists them
     all; a test keeps the two in step). The first three are what a request's token can get."""
 
     meaning: str

@@ -348,7 +348,7 @@ def test_list_json_is_the_documented_format(home):
 
 
 def test_every_token_reason_and_the_home_file_are_documented():
-    guide = (ROOT / "docs" / "service-tokens.md").read_text(encoding="utf-8")
+    guide = (ROOT / "docs" / "service.md").read_text(encoding="utf-8")
     for reason in TokenReason:
         assert f"| `{reason.value}` | {reason.meaning} |" in guide, reason
     for scope in Scope:

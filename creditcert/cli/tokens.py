@@ -1,4 +1,4 @@
-"""Commands about the web service's API tokens (docs/service-tokens.md)."""
+"""Commands about the web service's API tokens (docs/service.md)."""
 
 from __future__ import annotations
 

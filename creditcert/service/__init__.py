@@ -1,1 +1,2 @@
-"""The city's web service: what government portals call over HTTP (docs/service-tokens.md)."""
+"""The city's web service (`creditcert serve`): pages for enterprises and reviewers, a JSON API
+for portals (docs/service.md)."""

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from creditcert.errors import CreditcertError
+from creditcert.errors import CreditcertError, TokenError, TokenReason
 from creditcert.model import report_number
 from creditcert.service.app import Problem, Service
 from creditcert.verify.verifier import InputKind
@@ -33,26 +33,41 @@ def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
+def bearer(request: Request) -> str | None:
+    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer":
+        return None
+    return secret.strip() or None
+
+
+def check_token(request: Request, scope: str) -> str:
+    """The name of the caller's token, which must carry `scope`: 401 when there is none or it
+    is unknown or revoked, 403 when it lacks the scope."""
+    service = service_of(request)
+    secret = bearer(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if secret is None:
+        raise Problem(
+            401, "token-required", "an API token is required",
+            f"send Authorization: Bearer <token> with the {scope} scope", **challenge,
+        )  # fmt: skip
+    try:
+        return service.city.tokens.check(secret, scope, at=service.clock()).name
+    except TokenError as exc:
+        if exc.reason is TokenReason.SCOPE:
+            raise Problem(403, "token-scope", "the API token lacks the scope", str(exc)) from None
+        raise Problem(
+            401, "token-refused", "the API token is refused", str(exc), **challenge
+        ) from None
+
+
 def token(scope: str):
     """A dependency: the caller's API token must carry `scope` (Authorization: Bearer cct_…)."""
 
-    def check(request: Request) -> str:
-        service = service_of(request)
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not secret.strip():
-            raise Problem(
-                401, "token-required", "an API token is required",
-                f"send Authorization: Bearer <token> with the {scope} scope",
-                **{"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-        try:
-            found = service.city.tokens.check(secret.strip(), scope, at=service.clock())
-        except CreditcertError as exc:
-            raise Problem(403, "token-refused", "the API token is refused", str(exc)) from None
-        return found.name
+    def dependency(request: Request) -> str:
+        return check_token(request, scope)
 
-    return check
+    return dependency
 
 
 class ReportAsk(BaseModel):
@@ -184,9 +199,13 @@ async def verify(
     number: Annotated[str | None, Form(max_length=64, description="A report number")] = None,
 ) -> dict:
     """Verify a PDF, a photo, a QR text or a number: the same JSON as `creditcert verify --json`.
-    The verdict is in the body; the HTTP status is 200 whatever it is."""
+    The verdict is in the body; the HTTP status is 200 whatever it is. Public and rate limited
+    per client; a token with the `verify` scope is not limited."""
     service = service_of(request)
-    service.allow_verify(request)
+    if bearer(request) is None:
+        service.allow_verify(request)
+    else:
+        check_token(request, "verify")
     if file is not None:
         source: bytes | str = await file.read()
         kind, label = None, "file"

@@ -1,4 +1,4 @@
-"""API tokens of the web service: which portal may call it, for what (docs/service-tokens.md).
+"""API tokens of the web service: which portal may call it, for what (docs/service.md).
 
 A token is a name, its scopes, when it was created and revoked, and the SHA-256 of its secret; the
 secret itself is shown once, when the token is added, and kept nowhere. <home>/tokens.json holds
