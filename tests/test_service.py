@@ -343,7 +343,9 @@ def test_portals_issue_look_up_and_verify_with_scoped_tokens(server, home, codes
             params={"purpose": "bidding"},
             headers=looker,
         )
-        unknown = client.get("/api/v1/subjects/91210102MA0000001G/lookup", headers=looker)
+        unknown = client.get(
+            "/api/v1/subjects/91210102MA0000001G/lookup?purpose=bidding", headers=looker
+        )
         verified = client.post(
             "/api/v1/verify", headers=issuer, files={"file": ("r.pdf", pdf.content)}
         )
@@ -356,7 +358,7 @@ def test_portals_issue_look_up_and_verify_with_scoped_tokens(server, home, codes
     assert pdf.headers["content-type"] == "application/pdf"
     assert no_scope.status_code == 403 and no_scope.json()["code"] == "token-scope"
     assert looked.status_code == 200 and looked.json()["format"] == "creditcert.lookup/1"
-    assert unknown.status_code == 404 and unknown.json()["code"] == "no-such-subject"
+    assert unknown.status_code == 404 and unknown.json()["code"] == "no-such-subject", unknown.text
     assert verified.json()["verdict"] == "accepted" and verified.json()["number"] == body["number"]
     assert revoked.status_code == 401 and revoked.json()["code"] == "token-refused"
     assert forged.status_code == 401 and "cct_x" not in server.log
