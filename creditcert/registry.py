@@ -226,7 +226,7 @@ class SqliteRegistry:
         return sorted(n for (n,) in rows)
 
     def count(self) -> int:
-        return self._con.execute("SELECT count(*) FROM reports").fetchone()[0]
+        return self._con.execute("SELECT 1 FROM reports LIMIT 1").fetchone()  # readable, in O(1)[0]
 
     def get(self, number: str) -> Entry | None:
         row = self._con.execute(f"SELECT {_ENTRY_COLUMNS} FROM reports WHERE number = ?", (number,))
@@ -278,12 +278,12 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     home: no -shm file can be made, and no writer can exist) the file is read as immutable."""
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-        con.execute("SELECT count(*) FROM reports").fetchone()
+        con.execute("SELECT 1 FROM reports LIMIT 1").fetchone()  # readable, in O(1)
         return con
     except sqlite3.OperationalError:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
         try:
-            con.execute("SELECT count(*) FROM reports").fetchone()
+            con.execute("SELECT 1 FROM reports LIMIT 1").fetchone()  # readable, in O(1)
         except sqlite3.DatabaseError as exc:
             raise RegistryError(f"{path}: cannot read the registry ({exc})") from None
         return con

@@ -9,6 +9,7 @@ DecodeError instead of whatever a CBOR library raises. docs/verify.md lists the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,13 +99,20 @@ def decode_unverified(data: bytes) -> Sign1:
     return Sign1(data, kid, body[2])
 
 
-def verify_with(message: Sign1, certificate: x509.Certificate) -> bool:
-    """Does the signature verify with this certificate's public key?"""
+@functools.lru_cache(maxsize=256)
+def _cose_key(certificate: x509.Certificate, kid: bytes) -> COSEKey:
+    """The certificate's public key as a COSE key: made once per certificate, not per
+    verification (loading a P-256 point costs milliseconds; the service verifies thousands)."""
     pem = certificate.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    return COSEKey.from_pem(pem, alg="ES256", kid=kid)
+
+
+def verify_with(message: Sign1, certificate: x509.Certificate) -> bool:
+    """Does the signature verify with this certificate's public key?"""
     try:
-        key = COSEKey.from_pem(pem, alg="ES256", kid=message.kid)
+        key = _cose_key(certificate, message.kid)
         COSE.new().decode(message.raw, keys=[key])
     except Exception:  # python-cwt raises VerifyError, and others on keys it cannot use
         return False
