@@ -362,3 +362,18 @@ def test_portals_issue_look_up_and_verify_with_scoped_tokens(server, home, codes
     assert verified.json()["verdict"] == "accepted" and verified.json()["number"] == body["number"]
     assert revoked.status_code == 401 and revoked.json()["code"] == "token-refused"
     assert forged.status_code == 401 and "cct_x" not in server.log
+
+
+def test_the_api_page_and_every_page_use_nothing_from_outside(server):
+    with server.client() as client:
+        docs = client.get("/api/docs")
+        spec = client.get("/openapi.json").json()
+        pages = [client.get(p).text for p in ("/verify", "/", "/api/docs")]
+    assert (
+        docs.status_code == 200 and "/api/v1/reports" in docs.text and "/api/v1/verify" in docs.text
+    )
+    assert spec["components"]["securitySchemes"]["token"]["scheme"] == "bearer"
+    for html in pages:
+        assert not re.search(
+            r'(src|href)="(https?:)?//', html
+        )  # no CDN, font or script from elsewhere

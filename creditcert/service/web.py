@@ -301,3 +301,15 @@ async def report_pdf(request: Request, number: str) -> Response:
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{entry.number}.pdf"'},
     )
+
+
+@router.get("/api/docs")
+async def api_docs(request: Request) -> Response:
+    """The OpenAPI document as a page, from the package alone (no CDN: an intranet has none)."""
+    spec = request.app.openapi()
+    operations = [
+        (method.upper(), path, op)
+        for path, methods in spec["paths"].items()
+        for method, op in methods.items()
+    ]
+    return render(request, "api.html", {"spec": spec, "operations": operations})
