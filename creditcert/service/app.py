@@ -185,7 +185,7 @@ def create_app(
         title=f"creditcert service — {city.settings.issuer.name_en}",
         version="1",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs is rendered by web.api_reference: Swagger UI needs a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
         swagger_ui_parameters=None,
