@@ -302,3 +302,63 @@ def test_sigterm_during_issuance_leaves_nothing_half_issued(tmp_path, home, code
         assert (copy / "reports" / f"{number}.pdf").exists() == (status in ("issued", "revoked"))
     if answers:
         assert answers[0].status_code in (303, 503)
+
+
+def test_the_published_bundle_is_served_with_caching_headers(server, home, tmp_path):
+    with server.client() as client:
+        before = client.get("/.well-known/creditcert/bundle.cose")
+        exported = run_cli(home, "partner", "export", "--out", str(tmp_path / "b.cose"))
+        assert exported.returncode == 0, exported.stderr
+        served = client.get("/.well-known/creditcert/bundle.cose")
+        again = client.get(
+            "/.well-known/creditcert/bundle.cose", headers={"If-None-Match": served.headers["etag"]}
+        )
+    assert before.status_code == 404 and before.json()["code"] == "no-bundle"
+    assert served.status_code == 200 and served.content == (tmp_path / "b.cose").read_bytes()
+    assert served.headers["content-type"] == "application/cose"
+    assert (
+        served.headers["cache-control"] == "public, max-age=300" and served.headers["last-modified"]
+    )
+    assert again.status_code == 304 and not again.content
+
+
+def test_portals_issue_look_up_and_verify_with_scoped_tokens(server, home, codes):
+    def add(name, scopes):
+        made = run_cli(home, "tokens", "add", name, "--scope", scopes)
+        assert made.returncode == 0, made.stderr
+        return {"Authorization": f"Bearer {made.stdout.strip()}"}
+
+    issuer, looker = add("portal-issue", "issue,verify"), add("portal-lookup", "lookup")
+    with server.client() as client:
+        made = client.post("/api/v1/reports", headers=issuer,
+                           json={"credit_code": codes["clean"].lower(), "purpose": "bidding", "lang": "en"})  # fmt: skip
+        assert made.status_code == 201, made.text
+        body = made.json()
+        pdf = client.get(body["links"]["pdf"], headers=issuer)
+        no_scope = client.post(
+            "/api/v1/reports", headers=looker, json={"credit_code": codes["clean"]}
+        )
+        looked = client.get(
+            f"/api/v1/subjects/{codes['busy']}/lookup",
+            params={"purpose": "bidding"},
+            headers=looker,
+        )
+        unknown = client.get(
+            "/api/v1/subjects/91210102MA0000001G/lookup?purpose=bidding", headers=looker
+        )
+        verified = client.post(
+            "/api/v1/verify", headers=issuer, files={"file": ("r.pdf", pdf.content)}
+        )
+        assert run_cli(home, "tokens", "revoke", "portal-lookup").returncode == 0
+        revoked = client.get(f"/api/v1/subjects/{codes['busy']}/lookup", headers=looker)
+        forged = client.get(
+            f"/api/v1/subjects/{codes['busy']}/lookup", headers={"Authorization": "Bearer cct_x"}
+        )
+    assert body["format"] == "creditcert.api.report/1" and body["status"] == "issued"
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert no_scope.status_code == 403 and no_scope.json()["code"] == "token-scope"
+    assert looked.status_code == 200 and looked.json()["format"] == "creditcert.lookup/1"
+    assert unknown.status_code == 404 and unknown.json()["code"] == "no-such-subject", unknown.text
+    assert verified.json()["verdict"] == "accepted" and verified.json()["number"] == body["number"]
+    assert revoked.status_code == 401 and revoked.json()["code"] == "token-refused"
+    assert forged.status_code == 401 and "cct_x" not in server.log
