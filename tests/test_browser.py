@@ -5,6 +5,7 @@ error, a script error, a CSP violation or a request to another origin."""
 
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 from collections.abc import Iterator
@@ -12,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import zxingcpp
+from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from creditcert.city import City
@@ -305,6 +308,27 @@ def test_a_photo_of_a_page_is_verified_by_its_qr(web, issued, photo, city, codes
     assert all(state == "ok" for state, _ in lines(page))
     content = page.locator("section.content").inner_text()
     assert city.subject(codes["busy"]).name in content
+
+
+def test_the_qr_opened_as_a_phone_would_lands_on_its_result(
+    web, issued, photo, server, city, codes
+):
+    """The QR is a URL of this city's service (base_url) carrying the whole signed payload: a
+    phone's camera opens it and lands on the answer."""
+    number, _ = issued
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(photo)))
+    assert len(found) == 1, found
+    text = found[0].text
+    assert text.startswith(f"{server.base}/CC1/"), f"the QR is not a URL of this service: {text!r}"
+    page = web.page(**PHONE)
+    page.goto(text)
+    page.locator("#verdict").wait_for()
+    web.shot(page, "1-result")
+    assert verdict(page) == "accepted"
+    assert page.locator(".number").inner_text().endswith(number)
+    assert all(state == "ok" for state, _ in lines(page))
+    assert city.subject(codes["busy"]).name in page.locator("section.content").inner_text()
+    no_sideways_scroll(page)
 
 
 def test_a_typed_number_is_accepted_until_the_report_is_revoked(web, city, codes):
