@@ -4,6 +4,7 @@ red or grey, from the checks whose step ids start with its prefixes (docs/verify
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from creditcert.verify.result import Check, Status, Verdict, Verification
@@ -41,8 +42,20 @@ def plain_lines(result: Verification, *, own_code: str, issuer_name: tuple[str, 
                 f"由{zh_name}签发" + ("（互认城市）" if partner else ""),
                 f"Issued by {en_name}" + (" (a recognised partner city)" if partner else ""),
             )
+        if prefixes[0] == "scope.":
+            words = _recognised(checks) or words
         lines.append(Line(_state(decided), *words, decided.message))
     return lines
+
+
+def _recognised(checks: list[Check]) -> tuple[str, str] | None:
+    """互认 N / M 个领域, from the scope.domains check of a partner's report."""
+    for c in checks:
+        found = re.match(r"(\d+) of (\d+) domains recognised", c.message)
+        if c.step == "scope.domains" and found:
+            n, m = found.groups()
+            return f"互认 {n} / {m} 个领域", f"{n} of {m} domains recognised"
+    return None
 
 
 def _deciding(checks: list[Check]) -> Check:

@@ -1,0 +1,47 @@
+"""The plain lines of the verify page, from checks (no server needed)."""
+
+from creditcert.errors import Reason
+from creditcert.service.present import plain_lines
+from creditcert.verify.result import Checklist
+
+
+def lines_of(checklist: Checklist, number: str = "230700-2611-ABCDEFGH-J"):
+    result = checklist.result(number=number)
+    return [
+        (line.state, line.zh, line.en)
+        for line in plain_lines(result, own_code="210100", issuer_name=("伊春市", "Yichun"))
+    ]
+
+
+def test_a_partner_report_recognised_for_some_domains():
+    cl = Checklist()
+    cl.ok("format.qr-text", "read")
+    cl.ok("integrity.signature", "valid")
+    cl.ok("issuer.chain.qr", "a signing key of 230700")
+    cl.ok("validity.period", "valid")
+    cl.ok("agreement.live", "agreement runs")
+    cl.partial = True
+    cl.ok("scope.domains", "3 of 5 domains recognised; not covered: a, b")
+    assert lines_of(cl) == [
+        ("ok", "文件未被篡改", "Not tampered with"),
+        ("ok", "由伊春市签发（互认城市）", "Issued by Yichun (a recognised partner city)"),
+        ("ok", "在有效期内、未撤销", "Valid and not revoked"),
+        ("ok", "互认 3 / 5 个领域", "3 of 5 domains recognised"),
+    ]
+
+
+def test_each_line_takes_the_colour_of_its_worst_check_and_lines_without_checks_are_left_out():
+    cl = Checklist()
+    cl.ok("format.pdf", "parsed")
+    cl.fail("integrity.pades", Reason.PADES_INVALID, "the signature does not cover the file")
+    cl.undecided("status.registry", Reason.NO_REGISTRY, "no registry")
+    cl.ok("validity.period", "valid")
+    lines = plain_lines(
+        cl.result(number="210100-2611-ABCDEFGH-J"),
+        own_code="210100",
+        issuer_name=("沈阳市", "Shenyang"),
+    )
+    assert [(line.state, line.detail) for line in lines] == [
+        ("bad", "the signature does not cover the file"),
+        ("unknown", "no registry"),
+    ]
