@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libharfbuzz-bin poppler-utils zbar-tools chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages demo test check bench lint format clean
+.PHONY: setup system-packages demo serve test check bench lint format clean
 
 setup: system-packages $(STAMP)
 
@@ -35,6 +35,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	bash docs/tour.sh
 
+# The demo city's web service (after `make demo`) on http://127.0.0.1:8000 — the base URL its
+# reports' QR codes point at; the demo sign-in takes any registered code (loopback only).
+serve: setup
+	@test -f out/demo/shenyang/creditcert.toml || { echo "no demo city yet: run make demo first"; exit 1; }
+	$(BIN)/creditcert --home out/demo/shenyang serve --demo
+
 # Files are spread over every core (module fixtures stay with their file); `pytest -n0` for one.
 test: setup
 	$(BIN)/python -m pytest -n auto
@@ -52,12 +58,12 @@ bench: setup
 	$(BIN)/python benchmarks/batch_speed.py
 
 lint: setup
-	$(BIN)/ruff check creditcert tests benchmarks
-	$(BIN)/ruff format --check creditcert tests benchmarks
+	$(BIN)/ruff check creditcert tests benchmarks tools
+	$(BIN)/ruff format --check creditcert tests benchmarks tools
 
 format: setup
-	$(BIN)/ruff format creditcert tests benchmarks
-	$(BIN)/ruff check --fix creditcert tests benchmarks
+	$(BIN)/ruff format creditcert tests benchmarks tools
+	$(BIN)/ruff check --fix creditcert tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

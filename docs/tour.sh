@@ -82,6 +82,10 @@ step creditcert --home out/demo/maoming verify out/demo/yichun-report.pdf
 step creditcert --home out/demo/maoming partner list
 step creditcert --home out/demo/maoming agreement show 230700
 
+# The city's web service: screenshots of its pages from a short-lived `creditcert serve`.
+step python tools/screenshots.py --home "$HOME_DIR" --out out/demo --code "$BUSY" \
+  --pdf out/demo/report-all-52.pdf
+
 cat <<EOT
 
 Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine);
@@ -97,4 +101,9 @@ Try next:
   creditcert report $BUSY --purpose listing --lang en
   creditcert verify out/demo/report-with-records.pdf
   pdftoppm -png -r 80 out/demo/report-all-52.pdf /tmp/page   # and look at the pages
+
+The city's web service (verify a report, self-service issuance, the API):
+  make serve                           # then open http://127.0.0.1:8000/verify
+  (sign in on http://127.0.0.1:8000/ with any registered code, e.g. $BUSY; 演示 demo only)
+Screenshots of its pages: out/demo/service-*.png
 EOT

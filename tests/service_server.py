@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -60,10 +61,36 @@ def service_home(tmp: Path, *, subjects: int = 400, records: int = 2000, seed: i
     return home
 
 
+BASE_URL = re.compile(r'^base_url = ".*"$', re.M)
+
+
+def free_port() -> int:
+    """A loopback port free right now (the kernel's pick, released for the server to bind)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def set_base_url(home: Path, base: str) -> None:
+    """Point the city's `[service] base_url` (the QR's URL) at `base`."""
+    path = home / "creditcert.toml"
+    text, found = BASE_URL.subn(f'base_url = "{base}"', path.read_text(encoding="utf-8"))
+    assert found == 1, f"no base_url line in {path}"
+    path.write_text(text, encoding="utf-8")
+
+
 @contextmanager
-def serving(home: Path, *args: str, workers: int = 1) -> Iterator[Server]:
-    """`creditcert serve --port 0 …` on `home` until the block ends."""
-    cmd = [sys.executable, "-m", "creditcert.cli", "--home", str(home), "serve", "--port", "0",
+def serving(
+    home: Path, *args: str, workers: int = 1, own_base_url: bool = False
+) -> Iterator[Server]:
+    """`creditcert serve --port 0 …` on `home` until the block ends. With `own_base_url` the
+    server listens on a port picked here, written first into the city's base_url, so the QR of
+    every report it issues is a URL of this very server (as a phone scanning it would open)."""
+    port = 0
+    if own_base_url:
+        port = free_port()
+        set_base_url(home, f"http://127.0.0.1:{port}")
+    cmd = [sys.executable, "-m", "creditcert.cli", "--home", str(home), "serve", "--port", str(port),
            "--workers", str(workers), *args]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDITCERT_KILL")}
     process = subprocess.Popen(

@@ -1,6 +1,7 @@
 """Verification: a genuine report is accepted three ways; tampering and junk are rejected with
 the right reason, and nothing crashes the verifier."""
 
+import asyncio
 import io
 import shutil
 import zlib
@@ -72,6 +73,18 @@ def test_genuine_pdf_is_accepted_with_its_signed_content(issued, trust):
     result.raise_for_status()
     with pytest.raises(TypeError):
         bool(result)
+
+
+def test_a_genuine_pdf_is_accepted_from_inside_a_running_event_loop(issued, trust):
+    """An async caller (a web handler, a notebook) verifying in its loop's own thread: pyHanko's
+    synchronous validation cannot start its loop there, which once rejected a genuine PDF."""
+    _, path = issued["busy"]
+
+    async def in_a_loop():
+        return verify.verify_pdf(path.read_bytes(), trust, at=AT)
+
+    result = asyncio.run(in_a_loop())
+    assert result.verdict is Verdict.ACCEPTED, reasons(result)
 
 
 def test_flipped_byte_in_the_body_is_caught(issued, trust):

@@ -206,7 +206,7 @@ def routed(**options) -> FastAPI:
         title="creditcert city service",
         description="Special credit reports (信用代证): issue, verify and look up (docs/service.md).",
         version="1",
-        docs_url=None,  # FastAPI's pages load Swagger UI from a CDN: /api/docs is ours (web.py)
+        docs_url=None,  # /api/docs is web.api_reference: Swagger UI needs a CDN and inline script
         redoc_url=None,
         openapi_url="/openapi.json",
         **options,

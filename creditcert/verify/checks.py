@@ -6,6 +6,8 @@ part as a suffix (`issuer.chain.qr`, `issuer.chain.envelope`). docs/verify.md li
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +32,20 @@ class Signed:
     certificate: x509.Certificate
     payload: bytes
     issuer: Issuer
+
+
+def _outside_any_event_loop(function, *args):
+    """`function(*args)`, in a thread of its own when this one runs an asyncio event loop.
+
+    pyHanko's synchronous validation starts its own loop (`asyncio.run`), which raises when the
+    calling thread already runs one (an async web handler, a notebook, a Playwright script): a
+    genuine PDF would then be rejected as pades-invalid."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return function(*args)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
 
 
 def decode_failed(cl: Checklist, error: DecodeError, step: str | None = None) -> None:
@@ -244,8 +260,10 @@ def pades(reader, trust: TrustStore, at: datetime, cl: Checklist) -> bytes | Non
         cl.ok("issuer.pades-signer", f"PDF signed by key {kid.hex()} of {issuer.code}")
         root = asn1_x509.Certificate.load(issuer.root.public_bytes(serialization.Encoding.DER))
         try:
-            status = validate_pdf_signature(
-                sigs[0], ValidationContext(trust_roots=[root], allow_fetching=False, moment=at)
+            status = _outside_any_event_loop(
+                validate_pdf_signature,
+                sigs[0],
+                ValidationContext(trust_roots=[root], allow_fetching=False, moment=at),
             )
         except Exception as exc:
             cl.fail(
