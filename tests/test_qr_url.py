@@ -142,6 +142,7 @@ def test_segments_put_the_digits_in_numeric_mode():
     ]
     assert qr_format.segments("CC1:6BFOXN%TSM") == [(A, "CC1:6BFOXN%TSM")]
     assert qr_format.segments("CC1:TEST") == [(A, "CC1:TEST")]
+    assert qr_format.segments("CC1:AB/CC1/123") == [(A, "CC1:AB/CC1/123")]  # base45 may hold it
     assert qr_format.segments("https://x.cn/CC1/12a") == [(B, "https://x.cn/CC1/12a")]
 
 

@@ -289,13 +289,13 @@ class Mode(StrEnum):
 
 def segments(text: str) -> list[tuple[Mode, str]]:
     """How the QR symbol codes a text: the URL form as its prefix (alphanumeric when every
-    character is in that set, else byte) then its digits (numeric); any other text as one
-    segment, alphanumeric if it can be."""
+    character is in that set, else byte) then its digits (numeric); a CC1: text (even one whose
+    base45 happens to hold /CC1/) and any other text as one segment, alphanumeric if it can be."""
 
     def mode(part: str) -> Mode:
         return Mode.ALPHANUMERIC if set(part) <= QR_ALPHANUMERIC else Mode.BYTE
 
-    marker = _last_marker(text)
+    marker = None if text.startswith(PREFIX) else _last_marker(text)  # as unwrap reads it
     if marker is not None and _DIGITS.fullmatch(text[marker:]):
         return [(mode(text[:marker]), text[:marker]), (Mode.NUMERIC, text[marker:])]
     return [(mode(text), text)]
