@@ -96,8 +96,14 @@ class Reason(StrEnum):
     # reading the input
     TOO_LONG = "too-long", "the QR text is longer than any report's"
     TOO_LARGE = "too-large", "the file is larger than any report's"
-    BAD_PREFIX = "bad-prefix", "the QR text does not start with CC1:"
+    BAD_PREFIX = "bad-prefix", "the QR text neither starts with CC1: nor holds /CC1/"
     BAD_BASE45 = "bad-base45", "the QR text is not base45 (RFC 9285)"
+    BAD_DIGITS = "bad-digits", "the QR URL has no decimal digits alone after /CC1/"
+    BAD_DIGIT_COUNT = "bad-digit-count", "the QR URL's digit count fits no whole number of bytes"
+    DIGIT_CHUNK_OVERFLOW = (
+        "digit-chunk-overflow",
+        "a chunk of the QR URL's digits exceeds its bytes",
+    )
     BAD_ZLIB = "bad-zlib", "not one complete zlib stream within the size limit"
     BAD_CBOR = "bad-cbor", "not a single well-formed CBOR item"
     NOT_COSE_SIGN1 = "not-cose-sign1", "the CBOR is not a COSE_Sign1 (tag 18)"

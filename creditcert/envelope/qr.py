@@ -1,20 +1,28 @@
 """The QR payload: a signed CWT with a compact summary of the report, written and read here.
 
-    CC1: + base45(zlib(COSE_Sign1(CWT claims)))
+    CC1: + base45(zlib(COSE_Sign1(CWT claims)))                  the text form
+    <BASE>/CC1/ + digits(zlib(COSE_Sign1(CWT claims)))           the URL form
 
-exactly the stack of the EU Digital COVID Certificate with our own prefix and summary claim
-(docs/report.md §3). The claims are the CWT's iss (the city's admin code), iat and exp (integer
-seconds), cti (the report number, UTF-8) and a private claim -65537 holding the summary map.
-Reading is bounded at every stage and fails with a coded DecodeError naming the stage.
+The text form is exactly the stack of the EU Digital COVID Certificate with our own prefix and
+summary claim (docs/report.md §3). The URL form carries the same zlib bytes as decimal digits (7
+bytes to 17 digits) under the city's web address, so that a phone's scanner opens the
+verification page while the QR still verifies offline; the host is never trusted, the signature
+decides. An issuer with a base URL writes the URL form; a reader takes both, forever.
+
+The claims are the CWT's iss (the city's admin code), iat and exp (integer seconds), cti (the
+report number, UTF-8) and a private claim -65537 holding the summary map. Reading is bounded at
+every stage and fails with a coded DecodeError naming the stage.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import base45
 import cbor2
@@ -24,8 +32,16 @@ from creditcert.errors import DecodeError, Reason
 from creditcert.model.document import ReportDocument
 
 PREFIX = "CC1:"
+URL_MARKER = "/CC1/"  # the URL form: <BASE>/CC1/<digits>; found case-insensitively
 SUMMARY_VERSION = 1
-MAX_TEXT = 4_096  # characters; our payloads are about 500
+MAX_TEXT = 4_096  # characters; our payloads are about 500 (text form) or 1,100 (URL form)
+CHUNK = 7  # bytes of a full chunk of the URL form's digits
+# digits for a chunk of k bytes: ceil(8k·log10 2), the fewest that hold every value of k bytes
+CHUNK_DIGITS = {1: 3, 2: 5, 3: 8, 4: 10, 5: 13, 6: 15, 7: 17}
+_BYTES_OF_DIGITS = {d: k for k, d in CHUNK_DIGITS.items()}
+QR_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+_MARKER = re.compile(re.escape(URL_MARKER), re.IGNORECASE | re.ASCII)
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 MAX_COSE = 64 * 1024  # bytes after decompression: zlib bombs stop here
 
 
@@ -181,12 +197,19 @@ class QrClaims:
 
 @dataclass(frozen=True, slots=True)
 class QrPayload:
-    text: str  # CC1:… what the QR code holds
+    text: str  # what the QR code holds: <BASE>/CC1/<digits>, or CC1:<base45> without a base URL
     cose: bytes  # the COSE_Sign1 before compression
 
 
-def encode(doc: ReportDocument, signer: Signer, catalog_codes: tuple[str, ...]) -> QrPayload:
-    """The signed QR payload of a document."""
+def encode(
+    doc: ReportDocument,
+    signer: Signer,
+    catalog_codes: tuple[str, ...],
+    *,
+    base_url: str | None = None,
+) -> QrPayload:
+    """The signed QR payload of a document: the URL form under base_url (the city's
+    Settings.service.base_url), the CC1: text form when there is none."""
     claims = QrClaims(
         issuer=doc.issuer_code,
         issued_at=int(doc.issued_at.timestamp()),
@@ -195,7 +218,93 @@ def encode(doc: ReportDocument, signer: Signer, catalog_codes: tuple[str, ...]) 
         summary=QrSummary.of(doc, catalog_codes),
     )
     cose = sign1(claims.to_cbor(), signer)
-    return QrPayload(PREFIX + base45.b45encode(zlib.compress(cose, 9)).decode("ascii"), cose)
+    return QrPayload(text_of(zlib.compress(cose, 9), base_url), cose)
+
+
+def text_of(compressed: bytes, base_url: str | None = None) -> str:
+    """The QR text carrying the zlib bytes: url_prefix(base_url) + digits, or CC1: + base45."""
+    if base_url is None:
+        return PREFIX + base45.b45encode(compressed).decode("ascii")
+    return url_prefix(base_url) + to_digits(compressed)
+
+
+def url_prefix(base_url: str) -> str:
+    """<BASE>/CC1/ with the scheme and host in upper case (RFC 3986 §3.1, §3.2.2: both are
+    case-insensitive), so that a usual address stays in the QR alphanumeric set; the path (and
+    any user info) is kept as configured, a trailing slash dropped."""
+    parts = urlsplit(base_url.rstrip("/"))
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the base URL must be an http(s) URL, got {base_url!r}")
+    user, at, host = parts.netloc.rpartition("@")
+    return f"{parts.scheme.upper()}://{user}{at}{host.upper()}{parts.path}{URL_MARKER}"
+
+
+def to_digits(data: bytes) -> str:
+    """Bytes as decimal digits: each full chunk of 7 bytes (a big-endian integer) as exactly 17
+    digits, a last chunk of k = 1..6 bytes as CHUNK_DIGITS[k] digits, zero-padded."""
+    return "".join(
+        str(int.from_bytes(data[i : i + CHUNK], "big")).zfill(
+            CHUNK_DIGITS[len(data[i : i + CHUNK])]
+        )
+        for i in range(0, len(data), CHUNK)
+    )
+
+
+def from_digits(digits: str) -> bytes:
+    """The bytes of to_digits' output; raises DecodeError(stage `digits`) for anything else."""
+    if not _DIGITS.fullmatch(digits):
+        raise DecodeError("digits", Reason.BAD_DIGITS, "no decimal digits 0-9 (alone) after /CC1/")
+    full = CHUNK_DIGITS[CHUNK]
+    tail = len(digits) % full
+    if tail and tail not in _BYTES_OF_DIGITS:
+        raise DecodeError(
+            "digits",
+            Reason.BAD_DIGIT_COUNT,
+            f"{len(digits)} digits leave {tail} after the 17-digit chunks; a last chunk has "
+            f"{', '.join(str(CHUNK_DIGITS[k]) for k in range(1, CHUNK))} digits",
+        )
+    out = bytearray()
+    for i in range(0, len(digits), full):
+        chunk = digits[i : i + full]
+        size = _BYTES_OF_DIGITS[len(chunk)]
+        value = int(chunk)
+        if value >> (8 * size):
+            raise DecodeError(
+                "digits",
+                Reason.DIGIT_CHUNK_OVERFLOW,
+                f"digits {i + 1}-{i + len(chunk)} are {chunk}, over {256**size - 1:,}, the "
+                f"most {size} byte(s) hold",
+            )
+        out += value.to_bytes(size, "big")
+    return bytes(out)
+
+
+class Mode(StrEnum):
+    """A QR segment's mode (ISO/IEC 18004 §7.4)."""
+
+    NUMERIC = "numeric"
+    ALPHANUMERIC = "alphanumeric"
+    BYTE = "byte"
+
+
+def segments(text: str) -> list[tuple[Mode, str]]:
+    """How the QR symbol codes a text: the URL form as its prefix (alphanumeric when every
+    character is in that set, else byte) then its digits (numeric); a CC1: text (even one whose
+    base45 happens to hold /CC1/) and any other text as one segment, alphanumeric if it can be."""
+
+    def mode(part: str) -> Mode:
+        return Mode.ALPHANUMERIC if set(part) <= QR_ALPHANUMERIC else Mode.BYTE
+
+    marker = None if text.startswith(PREFIX) else _last_marker(text)  # as unwrap reads it
+    if marker is not None and _DIGITS.fullmatch(text[marker:]):
+        return [(mode(text[:marker]), text[:marker]), (Mode.NUMERIC, text[marker:])]
+    return [(mode(text), text)]
+
+
+def _last_marker(text: str) -> int | None:
+    """Where the characters after the last /CC1/ (any case) begin, or None."""
+    found = list(_MARKER.finditer(text))
+    return found[-1].end() if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,19 +313,32 @@ class Unwrapped:
 
     cose: bytes
     compressed_size: int
+    form: str  # how the zlib bytes were carried: "CC1: + base45" or "URL /CC1/ + digits"
 
 
 def unwrap(text: str) -> Unwrapped:
-    """Size, prefix, base45 and bounded zlib; raises DecodeError naming the failed stage."""
+    """Size, form, base45 or digits, and bounded zlib; raises DecodeError naming the failed
+    stage. `CC1:` at the start (case-sensitive) is the text form; otherwise any text holding
+    /CC1/ (any case) is the URL form, its digits those after the last /CC1/ up to the end or a
+    `?` or `#`. Nothing else of the URL is read: its host is not trusted for anything."""
     if not isinstance(text, str) or len(text) > MAX_TEXT:
         raise DecodeError("size", Reason.TOO_LONG, f"QR text longer than {MAX_TEXT} characters")
     text = text.strip()
-    if not text.startswith(PREFIX):
-        raise DecodeError("prefix", Reason.BAD_PREFIX, f"starts {text[:4]!r}, expected {PREFIX!r}")
-    try:
-        compressed = base45.b45decode(text[len(PREFIX) :])
-    except Exception:
-        raise DecodeError("base45", Reason.BAD_BASE45, "not base45 (RFC 9285)") from None
+    if text.startswith(PREFIX):
+        form = f"{PREFIX} + base45"
+        try:
+            compressed = base45.b45decode(text[len(PREFIX) :])
+        except Exception:
+            raise DecodeError("base45", Reason.BAD_BASE45, "not base45 (RFC 9285)") from None
+    elif (marker := _last_marker(text)) is not None:
+        form = f"URL {URL_MARKER} + digits"
+        compressed = from_digits(re.split(r"[?#]", text[marker:], maxsplit=1)[0])
+    else:
+        raise DecodeError(
+            "prefix",
+            Reason.BAD_PREFIX,
+            f"starts {text[:4]!r}, expected {PREFIX!r} or a URL holding {URL_MARKER!r}",
+        )
     inflater = zlib.decompressobj()
     try:
         cose = inflater.decompress(compressed, MAX_COSE)
@@ -226,4 +348,4 @@ def unwrap(text: str) -> Unwrapped:
         raise DecodeError(
             "zlib", Reason.BAD_ZLIB, f"not a complete zlib stream within {MAX_COSE} bytes ({exc})"
         ) from None
-    return Unwrapped(cose, len(compressed))
+    return Unwrapped(cose, len(compressed), form)

@@ -120,7 +120,9 @@ def issue_report(
     path = pdf_path(reports_dir, doc.number)
     try:
         sealed = report_envelope.seal(doc, signer)
-        qr = qr_format.encode(doc, signer, settings.catalog.codes)
+        qr = qr_format.encode(
+            doc, signer, settings.catalog.codes, base_url=settings.service.base_url
+        )
         pdf = pades.sign_pdf(renderer.render(doc, qr.text, sealed, lang), signer)
         write_atomically(path, pdf)
         reached("report.pdf-written")

@@ -16,9 +16,11 @@ import logging
 
 import jinja2
 import qrcode
+import qrcode.util
 from markupsafe import Markup
 
 from creditcert.data.text import visible
+from creditcert.envelope import qr as qr_format
 from creditcert.errors import RenderError
 from creditcert.issue import pdfa
 from creditcert.model.document import ReportDocument
@@ -36,10 +38,11 @@ def _font_families() -> frozenset[str]:
 
 
 def qr_png(text: str) -> bytes:
-    """The QR symbol: alphanumeric mode (base45 is that alphabet), error correction Q, inside the
-    quiet zone of 4 modules ISO/IEC 18004 asks for. qrcode does the coding; the PNG is written by
-    PIL from its matrix (qrcode's pure-Python writer took ~15 ms a report), 8-bit grey so that
-    WeasyPrint embeds one byte a pixel, not three.
+    """The QR symbol in the segments the format asks for (qr_format.segments: a URL's prefix
+    alphanumeric, its digits numeric; a CC1: text one alphanumeric segment), error correction Q,
+    inside the quiet zone of 4 modules ISO/IEC 18004 asks for. qrcode does the coding, with its
+    own re-segmenting off; the PNG is written by PIL from its matrix (qrcode's pure-Python writer
+    took ~15 ms a report), 8-bit grey so that WeasyPrint embeds one byte a pixel, not three.
 
     Each module is exactly 2 × 2 pixels and the page scales the image without smoothing
     (`image-rendering: pixelated`); a raster is drawn once per page for free, where an SVG path of
@@ -51,13 +54,21 @@ def qr_png(text: str) -> bytes:
     from PIL import Image
 
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_Q, border=4)
-    code.add_data(text)
+    for mode, data in qr_format.segments(text):
+        code.add_data(qrcode.util.QRData(data.encode("utf-8"), mode=_QR_MODES[mode]), optimize=0)
     code.make(fit=True)
     dark = np.array(code.get_matrix(), dtype=bool)  # the quiet zone included
     grey = np.where(dark, 0, 255).astype(np.uint8).repeat(2, axis=0).repeat(2, axis=1)
     buf = io.BytesIO()
     Image.fromarray(grey).save(buf, format="PNG")
     return buf.getvalue()
+
+
+_QR_MODES = {
+    qr_format.Mode.NUMERIC: qrcode.util.MODE_NUMBER,
+    qr_format.Mode.ALPHANUMERIC: qrcode.util.MODE_ALPHA_NUM,
+    qr_format.Mode.BYTE: qrcode.util.MODE_8BIT_BYTE,
+}
 
 
 class Renderer:

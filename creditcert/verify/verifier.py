@@ -5,7 +5,7 @@ order and every step adds a Check with a coded reason. It never raises on hostil
 decode is bounded and every failure is a check. What cannot be read is *cannot decide* with a hint
 of what to try; what is read and wrong is *rejected*.
 
-QR text   1 format (size, prefix, base45, zlib, COSE)  2 integrity (known key, signature)
+QR text   1 format (size, prefix, base45 or digits, zlib, COSE)  2 integrity (known key, signature)
           3 content (claims, issuer named, key at issue)  4 validity  5 status  6 scope
 image     0 exactly one QR on the photo, then the QR steps
 number    1 shape and check character  2 our registry: status and validity
@@ -37,11 +37,18 @@ class InputKind(StrEnum):
 
     @classmethod
     def sniff(cls, source: bytes | str) -> InputKind:
-        """PDF by its magic bytes, other bytes an image; text with the QR prefix a QR text,
-        other text a typed number."""
+        """PDF by its magic bytes, other bytes an image; text with the QR prefix or an http(s)
+        URL holding /CC1/ a QR text, other text a typed number."""
         if isinstance(source, bytes):
             return cls.PDF if source.startswith(b"%PDF-") else cls.IMAGE
-        return cls.QR if source.strip().upper().startswith(qr_format.PREFIX) else cls.NUMBER
+        text = source.strip()
+        if text.upper().startswith(qr_format.PREFIX):
+            return cls.QR
+        url = (
+            text.lower().startswith(("http://", "https://"))
+            and qr_format.URL_MARKER in text.upper()
+        )
+        return cls.QR if url else cls.NUMBER
 
 
 class Verifier:
@@ -90,10 +97,7 @@ class Verifier:
         except DecodeError as exc:
             checks.decode_failed(cl, exc)
             return None
-        cl.ok(
-            "format.qr-text",
-            f"{qr_format.PREFIX} + base45, {unwrapped.compressed_size} bytes of zlib",
-        )
+        cl.ok("format.qr-text", f"{unwrapped.form}, {unwrapped.compressed_size} bytes of zlib")
         return checks.qr_claims(unwrapped.cose, self.trust, cl)
 
     def image(self, data: bytes) -> Verification:

@@ -3,7 +3,8 @@
     python tests/vectors/report_vectors.py
 
 Each case is one JSON file: the document (JSON), every encoding stage as hex or text (document
-CBOR, envelope COSE_Sign1, QR claims CBOR, QR COSE_Sign1, zlib, base45, prefixed text), a context
+CBOR, envelope COSE_Sign1, QR claims CBOR, QR COSE_Sign1, zlib, base45, digits, and both QR
+texts: CC1: + base45 and the URL under the context's base URL), a context
 (the signer certificate and the root in PEM, the validation clock in RFC 3339 UTC, a description
 starting VALID: or INVALID:) and the expected result of each verification step (true must
 succeed, false must fail, absent is not tested). `stages` always show the valid encoding of the
@@ -32,6 +33,7 @@ from creditcert.trust.keys import KeyStore
 
 OUT = Path(__file__).resolve().parent / "report"
 ISSUED = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
+BASE_URL = "https://credit.shenyang.gov.cn"
 CATALOG = ("market-regulation", "taxation", "transport")
 
 
@@ -118,6 +120,8 @@ def case(
     envelope = report_envelope.seal(doc, signer)
     qr = qr_format.encode(doc, signer, CATALOG)
     cose = qr.cose
+    compressed = zlib.compress(cose, 9)
+    url = qr_format.text_of(compressed, BASE_URL)
     text = text if text is not None else qr.text
     pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
     body = {
@@ -130,8 +134,10 @@ def case(
             "envelope_cose": envelope.hex(),
             "qr_claims_cbor": cbor2.loads(cose).value[2].hex(),
             "qr_cose": cose.hex(),
-            "qr_zlib": zlib.compress(cose, 9).hex(),
+            "qr_zlib": compressed.hex(),
             "qr_base45": qr.text[4:],
+            "qr_digits": qr_format.to_digits(compressed),
+            "qr_url": url,
             "qr_text": text,
             "qr_png_base64": base64.b64encode(qr_png(text)).decode(),
         },
@@ -139,6 +145,7 @@ def case(
             "signer_certificate": pem(signer.certificate),
             "root_certificate": pem(root),
             "validation_clock": utc(clock),
+            "base_url": BASE_URL,
         },
         "expected": {step: ok for step, ok in expected.items() if ok is not None},
     }
@@ -261,6 +268,105 @@ def main() -> None:
             expected={"prefix": True, "base45_decode": True, "decompress": False},
             description="INVALID: not a zlib stream",
         )
+        url_cases(doc, signer, root, inside, ok)
+
+
+def url_cases(doc, signer, root, inside: datetime, ok: dict) -> None:
+    """The URL form (docs/report.md §3): what an issuer with a base URL prints, and how its
+    digits go wrong."""
+    url = qr_format.encode(doc, signer, CATALOG, base_url=BASE_URL).text
+    head, _, digits = url.rpartition("/CC1/")
+    head += "/CC1/"
+    valid = {"prefix": True, "digits_decode": True}
+    valid |= {step: v for step, v in ok.items() if step not in ("prefix", "base45_decode")}
+    case(
+        "valid-url",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=url,
+        expected=valid,
+        description="VALID: the URL form: upper-case scheme and host, /CC1/, 17 digits per 7 bytes",
+    )
+    case(
+        "valid-url-lower-case-query",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=f"https://credit.shenyang.gov.cn/cc1/{digits}?lang=en#qr",
+        expected=valid,
+        description="VALID: the URL as a browser shows it: lower case, /cc1/, a query and a "
+        "fragment after the digits (both ignored)",
+    )
+    case(
+        "valid-url-other-host",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=f"https://example.invalid/x/CC1/0/CC1/{digits}",
+        expected=valid,
+        description="VALID: another host and path, /CC1/ twice: the digits after the last one "
+        "count, the host is not trusted for anything (the signature decides)",
+    )
+    fail = {"prefix": True, "digits_decode": False}
+    case(
+        "invalid-url-prefix",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=head.replace("/CC1/", "/CC2/") + digits,
+        expected={"prefix": False},
+        description="INVALID: /CC2/ where /CC1/ belongs (and no CC1: at the start)",
+    )
+    case(
+        "invalid-url-digit-count",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=head + digits[:-1],
+        expected=fail,
+        description=f"INVALID: the last digit dropped: {len(digits) - 1} digits leave "
+        f"{(len(digits) - 1) % 17} after the 17-digit chunks, a count no chunk has",
+    )
+    case(
+        "invalid-url-chunk-overflow",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=head + "9" * 17 + digits[17:],
+        expected=fail,
+        description="INVALID: the first chunk is 99999999999999999, over 2^56 - 1 "
+        "(72057594037927935), the most 7 bytes hold",
+    )
+    middle = len(digits) // 2
+    case(
+        "invalid-url-non-digit",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=head + digits[:middle] + "O" + digits[middle + 1 :],
+        expected=fail,
+        description="INVALID: a letter O in place of a digit",
+    )
+    cut = len(digits) // 2 // 17 * 17
+    case(
+        "invalid-url-truncated",
+        doc,
+        signer,
+        root,
+        clock=inside,
+        text=head + digits[:cut],
+        expected={"prefix": True, "digits_decode": True, "decompress": False},
+        description=f"INVALID: cut after {cut} digits ({cut // 17} whole chunks): they decode, "
+        "but to half a zlib stream",
+    )
 
 
 if __name__ == "__main__":
