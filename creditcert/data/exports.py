@@ -9,6 +9,7 @@ that keeps every rejected row with its row number, field and reason.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -440,6 +441,7 @@ def _early_rows(path: Path | None) -> Iterator[list[str]]:
 
 def _discard(files: list[tuple[Path, TextIO]]) -> None:
     for tmp, fh in files:
-        fh.close()
+        with contextlib.suppress(OSError):  # a full disk refuses what was buffered: it goes
+            fh.close()
         tmp.unlink(missing_ok=True)
     files.clear()
