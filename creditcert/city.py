@@ -210,6 +210,14 @@ class City:
                 f"{path}: the kept PDF of {canonical} is missing (restore reports/ from a backup)"
             ) from None
 
+    def issued_since(
+        self, subject_code: str, purpose: str | None, *, since: datetime
+    ) -> list[Entry]:
+        """The subject's issued reports of a purpose made at or after `since`: a batch that died
+        while issuing looks here before issuing again (docs/report.md §8)."""
+        with self.registry() as registry:
+            return registry.issued_since(subject_code, purpose, since=since)
+
     # --- verifying -----------------------------------------------------------------------------
 
     def trust(self, *, at: datetime, registry: SqliteRegistry | None = None) -> TrustStore:

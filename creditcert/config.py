@@ -13,8 +13,10 @@ import tomllib
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from creditcert.errors import ConfigError
 from creditcert.resources import default_catalog_path
@@ -24,6 +26,7 @@ from creditcert.rules.catalog import Catalog, only_keys
 CONFIG_NAME = "creditcert.toml"
 HOME_ENV = "CREDITCERT_HOME"
 FORMAT = 1
+LOCAL_URL = "http://127.0.0.1:8000"  # where `creditcert serve` listens by default
 _ADMIN_CODE = re.compile(r"^\d{6}$")
 
 
@@ -42,6 +45,17 @@ class Issuer:
 
 
 @dataclass(frozen=True, slots=True)
+class Service:
+    """How the city's web service is reached and whom it believes (docs/service.md)."""
+
+    base_url: str | None = None  # public address of the service: the QR is a URL under it
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()  # may send identity_header
+    identity_header: str = "X-Credit-Code"  # the authenticated credit code, set by the proxy
+    max_upload_bytes: int = 20 * 1024 * 1024
+    verify_per_minute: int = 120  # per client address; 0 = no limit
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     issuer: Issuer
@@ -50,6 +64,7 @@ class Settings:
     complete_from: date
     repair_policy: RepairPolicy
     rate_limit_per_day: int
+    service: Service = Service()
 
 
 TEMPLATE = """\
@@ -72,6 +87,12 @@ complete_from = 2020-09-01    # the centre's data is complete from this day; per
 repair_policy = "show-marked"
 rate_limit_per_day = 1        # reports of one purpose per subject per day; 0 = no limit
 
+[service]
+# The public address of `creditcert serve`: each report's QR is a URL under it that opens the
+# verification page and still carries the whole signed payload (docs/report.md §3).
+base_url = "{base_url}"
+# trusted_proxies = ["10.0.0.0/8"]  # may assert an enterprise's identity (docs/service.md)
+
 # Override a purpose preset of the catalog (keys: domains, years, validity_days):
 # [purposes.bidding]
 # years = 2
@@ -84,7 +105,9 @@ def resolve_home(home: str | Path | None) -> Path:
     return Path(home or os.environ.get(HOME_ENV) or ".").resolve()
 
 
-def init(home: Path, *, admin_code: str, name: str, name_en: str = "") -> Path:
+def init(
+    home: Path, *, admin_code: str, name: str, name_en: str = "", base_url: str = LOCAL_URL
+) -> Path:
     """Write a commented default config and a copy of the default catalog into a new home."""
     if not _ADMIN_CODE.match(admin_code):
         raise ConfigError(f"--city must be a 6-digit GB/T 2260 code, got {admin_code!r}")
@@ -95,7 +118,10 @@ def init(home: Path, *, admin_code: str, name: str, name_en: str = "") -> Path:
     (home / "data").mkdir(exist_ok=True)
     shutil.copyfile(default_catalog_path(), home / "catalog.toml")
     path.write_text(
-        TEMPLATE.format(admin_code=admin_code, name=name, name_en=name_en or name), encoding="utf-8"
+        TEMPLATE.format(
+            admin_code=admin_code, name=name, name_en=name_en or name, base_url=base_url
+        ),
+        encoding="utf-8",
     )
     load(home)  # what we wrote must load
     return path
@@ -123,7 +149,7 @@ def load(home: str | Path | None = None) -> Settings:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    only_keys(raw, {"format", "issuer", "data", "report", "purposes"}, "top level", fail)
+    only_keys(raw, {"format", "issuer", "data", "report", "purposes", "service"}, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
     issuer_t = _table(raw, "issuer", fail)
@@ -156,6 +182,7 @@ def load(home: str | Path | None = None) -> Settings:
         raise fail("report.rate_limit_per_day", f"must be 0 (no limit) or more, got {rate}")
 
     catalog = _override_purposes(catalog, raw.get("purposes", {}), fail)
+    service = _service(raw.get("service", {}), fail)
     return Settings(
         home=root,
         issuer=issuer,
@@ -164,7 +191,41 @@ def load(home: str | Path | None = None) -> Settings:
         complete_from=complete_from,
         repair_policy=policy,
         rate_limit_per_day=rate,
+        service=service,
     )
+
+
+def _service(table: Any, fail) -> Service:
+    if not isinstance(table, dict):
+        raise fail("[service]", "must be a table")
+    keys = {"base_url", "trusted_proxies", "identity_header", "max_upload_bytes"}
+    only_keys(table, keys | {"verify_per_minute"}, "service", fail)
+    default = Service()
+    base_url = table.get("base_url")
+    if base_url is not None:
+        base_url = _get(table, "service.base_url", str, fail).rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise fail(
+                "service.base_url", f"must be an http(s) URL without a query, got {base_url!r}"
+            )
+    proxies = table.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise fail("service.trusted_proxies", "must be a list of addresses or networks")
+    try:
+        networks = tuple(ip_network(p, strict=False) for p in proxies)
+    except ValueError as exc:
+        raise fail("service.trusted_proxies", str(exc)) from None
+    header = table.get("identity_header", default.identity_header)
+    if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise fail("service.identity_header", f"must be an HTTP header name, got {header!r}")
+    numbers = {}
+    for key in ("max_upload_bytes", "verify_per_minute"):
+        value = table.get(key, getattr(default, key))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise fail(f"service.{key}", f"must be an integer ≥ 0, got {value!r}")
+        numbers[key] = value
+    return Service(base_url, networks, header, **numbers)
 
 
 def _override_purposes(catalog: Catalog, overrides: Any, fail) -> Catalog:

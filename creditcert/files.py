@@ -59,11 +59,19 @@ def remove_debris(directory: Path) -> list[Path]:
 
 def process_running(pid: int) -> bool:
     """Whether a process of that id runs on this machine (a pid can be reused: a false yes
-    only keeps a leftover a little longer)."""
+    only keeps a leftover a little longer). A zombie — dead, waiting for a parent that may never
+    reap it, as orphans do under a container's init — is not running."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:  # gone since, unless this system has no /proc
+        return not Path("/proc/self/stat").exists()
+    except OSError:
         return True
-    return True
+    state = stat[stat.rfind(b")") + 2 :][:1]  # the field after "(command name)"
+    return state != b"Z"

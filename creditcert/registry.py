@@ -83,6 +83,9 @@ class Registry(Protocol):
     def abandoned(self, *, at: datetime, grace: timedelta) -> list[str]: ...
     def check_rate(self, subject_code: str, purpose: str | None, day: str, limit: int) -> None: ...
     def get(self, number: str) -> Entry | None: ...
+    def issued_since(
+        self, subject_code: str, purpose: str | None, *, since: datetime
+    ) -> list[Entry]: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
     def revoked_numbers(self) -> list[str]: ...
 
@@ -225,16 +228,31 @@ class SqliteRegistry:
         return self._con.execute("SELECT count(*) FROM reports").fetchone()[0]
 
     def get(self, number: str) -> Entry | None:
-        row = self._con.execute(
-            "SELECT number, issuer, subject_code, purpose, digest, key_id, issued_at, "
-            "valid_until, status FROM reports WHERE number = ?",
-            (number,),
-        ).fetchone()
-        if row is None:
-            return None
-        return Entry(
-            *row[:6], datetime.fromisoformat(row[6]), datetime.fromisoformat(row[7]), row[8]
+        row = self._con.execute(f"SELECT {_ENTRY_COLUMNS} FROM reports WHERE number = ?", (number,))
+        found = row.fetchone()
+        return None if found is None else _entry(found)
+
+    def issued_since(
+        self, subject_code: str, purpose: str | None, *, since: datetime
+    ) -> list[Entry]:
+        """The subject's issued reports of a purpose (None: custom domains) issued at or after
+        `since`, oldest first: what a batch that died while issuing may already have made."""
+        rows = self._con.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM reports WHERE subject_code = ? AND purpose IS ? "
+            "AND status = 'issued'",
+            (subject_code, purpose),
         )
+        entries = (_entry(row) for row in rows.fetchall())
+        return sorted((e for e in entries if e.issued_at >= since), key=lambda e: e.issued_at)
+
+
+_ENTRY_COLUMNS = (
+    "number, issuer, subject_code, purpose, digest, key_id, issued_at, valid_until, status"
+)
+
+
+def _entry(row: tuple) -> Entry:
+    return Entry(*row[:6], datetime.fromisoformat(row[6]), datetime.fromisoformat(row[7]), row[8])
 
 
 STATUS_WORDS = {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,8 +25,13 @@ from creditcert.data import sample
 from creditcert.data.index import rebuild_index
 from creditcert.data.schema import CUTOFF_KEY, RECORD_ARROW_SCHEMA
 from creditcert.data.store import dataset_path, subjects_path
+from creditcert.issue import pades
+from creditcert.lookup import Request
 from creditcert.model.clock import SHANGHAI
 from creditcert.stages import ENV as KILL_AT
+
+from . import cli_process
+from .pdfa import assert_pdfa3b
 
 AS_OF = date(2026, 7, 1)
 CUTOFF = datetime(2026, 6, 30, 2, 0, tzinfo=SHANGHAI)
@@ -247,24 +254,77 @@ def issued(tmp_path_factory, _fresh_template):
     return out
 
 
+def reports_in_a_copy(home: Path, template: Path, langs) -> tuple[CityApi, str, Request, dict]:
+    """A copy of the sample city with keys, and the all-domain, 5-year report of its busiest
+    subject issued in each language: (city, code, request, {lang: IssuedReport})."""
+    shutil.copytree(template, home)
+    city = city_at(home, rate_limit_per_day=0)
+    city.keys.init(NOW_REPORTS)
+    with city.store() as store:
+        code = store.subject_codes(with_records=True, limit=1)[0]
+    request = city.request(as_of=NOW_REPORTS.date(), all_domains=True, years=5)
+    issued = {lang: city.issue(code, request, at=NOW_REPORTS, lang=lang) for lang in langs}
+    return city, code, request, issued
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _every_pdf_is_pdfa3b():
+    """Every PDF issued in-process is PDF/A-3b before and after its PAdES signature
+    (tests/pdfa.py); the CLI's files are checked where the tests read them."""
+    sign = pades.sign_pdf
+
+    def checked(pdf, signer, **kwargs):
+        assert_pdfa3b(pdf)
+        signed = sign(pdf, signer, **kwargs)
+        assert_pdfa3b(signed)
+        return signed
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(pades, "sign_pdf", checked)
+    yield
+    patch.undo()
+
+
 def run_cli(
     home: Path, *args: str, kill_at: str | None = None, disk_full: bool = False
 ) -> subprocess.CompletedProcess:
     """The real CLI in its own process; with `kill_at` it is SIGKILLed at that named stage
     (creditcert/stages.py), which the caller checks by `returncode == -9`; with `disk_full` the
-    kernel refuses every byte it writes (RLIMIT_FSIZE 0: EFBIG, as a full disk gives ENOSPC)."""
+    kernel refuses every byte it writes (RLIMIT_FSIZE 0: EFBIG, as a full disk gives ENOSPC).
+
+    The process is forked from a server that has imported the CLI once (multiprocessing's
+    forkserver), not a fresh interpreter: the ~60 runs of the crash suites would otherwise spend a
+    minute importing. It is still its own process with its own stdout, stderr, environment, exit
+    status and SIGKILL. A disk-full run gets a fresh interpreter: its output must go to pipes,
+    which RLIMIT_FSIZE does not limit (tests/test_architecture.py times a fresh one too)."""
     env = {k: v for k, v in os.environ.items() if k != KILL_AT}
     if kill_at:
         env[KILL_AT] = kill_at
-    return subprocess.run(
-        [sys.executable, "-m", "creditcert.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-        preexec_fn=_no_room if disk_full else None,
-    )
+    argv = ["--home", str(home), *args]
+    if disk_full:
+        return subprocess.run(
+            [sys.executable, "-m", "creditcert.cli", *argv],
+            capture_output=True, text=True, env=env, check=False, timeout=120,
+            preexec_fn=_no_room,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="cli-") as scratch:
+        out, err = Path(scratch, "stdout"), Path(scratch, "stderr")
+        out.touch()
+        err.touch()
+        child = _CLI_PROCESSES.Process(target=cli_process.run, args=(argv, env, out, err))
+        child.start()
+        child.join(120)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            raise subprocess.TimeoutExpired(["creditcert", *argv], 120)
+        return subprocess.CompletedProcess(
+            ["creditcert", *argv], child.exitcode, out.read_text(), err.read_text()
+        )
+
+
+_CLI_PROCESSES = multiprocessing.get_context("forkserver")
+_CLI_PROCESSES.set_forkserver_preload(["tests.cli_process"])
 
 
 def _no_room() -> None:

@@ -2,7 +2,11 @@
 import, top-level or inside a function, counts."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "creditcert"
 
@@ -70,3 +74,28 @@ def test_only_the_cli_imports_typer_and_rich():
 def test_no_module_is_600_lines_or_more():
     for path in PACKAGE.rglob("*.py"):
         assert len(path.read_text(encoding="utf-8").splitlines()) < 600, path
+
+
+PDF_STACK = (
+    "weasyprint",
+    "pyhanko",
+    "jinja2",
+    "qrcode",
+    "pypdfium2",
+    "zxingcpp",
+    "creditcert.issue.render",
+)
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["code", "check", "91210102MA0000001G"], ["lookup", "--help"]]
+)
+def test_commands_that_do_not_render_import_nothing_of_the_pdf_stack(args, tmp_path):
+    """Cold start: `--help`, `code check` and `lookup` do not pay ~0.8 s for the PDF stack."""
+    ran = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "creditcert.cli", *args],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert ran.returncode in (0, 1), ran.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in ran.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.startswith(PDF_STACK)}

@@ -68,3 +68,22 @@ def test_missing_home_says_how_to_make_one(tmp_path, monkeypatch):
         config.load(tmp_path)
     monkeypatch.setenv(config.HOME_ENV, os.fspath(new_home(tmp_path)))
     assert config.load(None).issuer.name == "沈阳市"
+
+
+def test_service_settings_default_and_refuse_what_cannot_work(tmp_path):
+    home = new_home(tmp_path)
+    service = config.load(home).service
+    assert service.base_url == config.LOCAL_URL and service.trusted_proxies == ()
+    edit(home, "# trusted_proxies", "trusted_proxies")
+    assert [str(n) for n in config.load(home).service.trusted_proxies] == ["10.0.0.0/8"]
+    for old, new, key in [
+        (config.LOCAL_URL, "ftp://x", "service.base_url"),
+        (config.LOCAL_URL, "https://x/?a=1", "service.base_url"),
+        ('["10.0.0.0/8"]', '["10.0.0.300"]', "service.trusted_proxies"),
+    ]:
+        edit(home, old, new)
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            config.load(home)
+        edit(home, new, old)
+    edit(home, f'base_url = "{config.LOCAL_URL}"', 'base_url = "https://credit.example.cn/"')
+    assert config.load(home).service.base_url == "https://credit.example.cn"

@@ -2,13 +2,18 @@
 at each issuing stage, in-process failures, an unwritable --out, `report get`, the rate limit
 after void and revoke, and parallel reports for one subject."""
 
+import os
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +73,22 @@ def dead_pid() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     return int(proc.stdout)
+
+
+@contextmanager
+def zombie_pid() -> Iterator[int]:
+    """A child that has exited and is not yet reaped, as an orphaned worker stays under an init
+    that never reaps: `kill(pid, 0)` still succeeds for it."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    stat = Path(f"/proc/{pid}/stat")
+    while stat.read_bytes().rpartition(b")")[2].split()[0] != b"Z":
+        time.sleep(0.01)
+    try:
+        yield pid
+    finally:
+        os.waitpid(pid, 0)
 
 
 STAGES = ["report.number-reserved", "report.pdf-written", "report.registered"]
@@ -133,31 +154,35 @@ def test_pending_numbers_are_voided_when_their_process_is_gone_or_the_grace_has_
     reports = tmp_path / "reports"
     reports.mkdir()
     now = datetime(2026, 7, 1, 10, 0, tzinfo=SHANGHAI)
+    numbers = ("ALIVE", "DEAD", "ZOMBIE", "FAR-RECENT", "FAR-OLD")
     with SqliteRegistry(tmp_path / "registry.sqlite") as reg:
-        for n in ("ALIVE", "DEAD", "FAR-RECENT", "FAR-OLD"):
+        for n in numbers:
             reg.reserve(Entry(n, "210100", n, "bidding", "00", "k", now, now), rate_limit=0)
     old = (now - issuer.PENDING_GRACE - timedelta(seconds=1)).isoformat()
     con = sqlite3.connect(tmp_path / "registry.sqlite", isolation_level=None)
-    for n, owner in {
-        "DEAD": f"{socket.gethostname()}:{dead_pid()}",
-        "FAR-RECENT": "another-node:1",
-        "FAR-OLD": "another-node:2",
-    }.items():
-        con.execute("UPDATE reports SET owner = ? WHERE number = ?", (owner, n))
-    con.execute("UPDATE reports SET issued_at = ? WHERE number = 'FAR-OLD'", (old,))
-    con.close()
-    (reports / "DEAD.pdf").write_bytes(b"%PDF- never handed out")
-    with SqliteRegistry(tmp_path / "registry.sqlite") as reg:
-        assert sorted(issuer.settle(reg, reports, at=now)) == ["DEAD", "FAR-OLD"]
-        assert not (reports / "DEAD.pdf").exists()
-        assert {n: reg.get(n).status for n in ("ALIVE", "DEAD", "FAR-RECENT", "FAR-OLD")} == {
-            "ALIVE": "pending",  # this very process: still at work
-            "DEAD": "void",
-            "FAR-RECENT": "pending",  # another host, within the grace period
-            "FAR-OLD": "void",
-        }
-        assert not reg.complete("DEAD")  # a voided number can never become issued
-        assert reg.revoked_numbers() == ["DEAD", "FAR-OLD"]  # partners refuse them too
+    with zombie_pid() as zombie:
+        for n, owner in {
+            "DEAD": f"{socket.gethostname()}:{dead_pid()}",
+            "ZOMBIE": f"{socket.gethostname()}:{zombie}",
+            "FAR-RECENT": "another-node:1",
+            "FAR-OLD": "another-node:2",
+        }.items():
+            con.execute("UPDATE reports SET owner = ? WHERE number = ?", (owner, n))
+        con.execute("UPDATE reports SET issued_at = ? WHERE number = 'FAR-OLD'", (old,))
+        con.close()
+        (reports / "DEAD.pdf").write_bytes(b"%PDF- never handed out")
+        with SqliteRegistry(tmp_path / "registry.sqlite") as reg:
+            assert sorted(issuer.settle(reg, reports, at=now)) == ["DEAD", "FAR-OLD", "ZOMBIE"]
+            assert not (reports / "DEAD.pdf").exists()
+            assert {n: reg.get(n).status for n in numbers} == {
+                "ALIVE": "pending",  # this very process: still at work
+                "DEAD": "void",
+                "ZOMBIE": "void",  # exited, never reaped: not at work either
+                "FAR-RECENT": "pending",  # another host, within the grace period
+                "FAR-OLD": "void",
+            }
+            assert not reg.complete("DEAD")  # a voided number can never become issued
+            assert reg.revoked_numbers() == ["DEAD", "FAR-OLD", "ZOMBIE"]  # partners refuse them
 
 
 def test_unwritable_out_still_issues_and_report_get_and_revoke_behave(home):

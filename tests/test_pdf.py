@@ -1,5 +1,6 @@
 """The PDF as a reviewer gets it, checked with real tools: poppler, pikepdf, zxing-cpp."""
 
+import dataclasses
 import subprocess
 from datetime import datetime
 
@@ -107,9 +108,23 @@ def test_document_snapshot(hand_city, snapshot):
     assert doc.digest().hex() == snapshot(name="digest")
 
 
+def test_fonts_are_trimmed_and_rare_characters_still_print(issued, hand_city, tmp_path):
+    """The trimmed GB 2312 faces print the report; a name's character outside GB 2312 comes
+    from the full face behind them, and copy-paste gives it back."""
+    name = "沈阳堃喆㐂贸易有限公司"
+    doc = dataclasses.replace(fixed_document(hand_city), subject_name=name)
+    path = tmp_path / "rare.pdf"
+    path.write_bytes(issued["renderer"].render(doc, "CC1:TEST", b"envelope"))
+    fonts = [line.split()[0] for line in run("pdffonts", str(path)).splitlines()[2:]]
+    trimmed = [f for f in fonts if f.endswith(("-GB2312", "-GB2312-Bold"))]
+    assert len(trimmed) == 3, fonts  # serif, sans, sans bold: bold is always sans
+    assert [f for f in fonts if "GB2312" not in f], fonts  # the full face, for 堃喆㐂
+    assert name in run("pdftotext", str(path), "-").replace("\n", "")
+
+
 def test_missing_cjk_font_is_a_clear_error(monkeypatch):
+    from creditcert.errors import RenderError
     from creditcert.issue import render as pdf_mod
-    from creditcert.issue.render import RenderError
 
     monkeypatch.setattr(pdf_mod, "_font_families", lambda: frozenset({"DejaVu Sans"}))
     with pytest.raises(RenderError, match="fonts-noto-cjk"):

@@ -51,11 +51,17 @@ def init(
     city: Annotated[str, typer.Option(help="6-digit GB/T 2260 code of the city, e.g. 210100.")],
     name: Annotated[str, typer.Option(help="The city's name, e.g. 沈阳市.")],
     name_en: Annotated[str, typer.Option(help="English name, e.g. Shenyang.")] = "",
+    base_url: Annotated[
+        str,
+        typer.Option(
+            help="Public address of the city's service: the QR of every report is a URL under it."
+        ),
+    ] = config.LOCAL_URL,
     home: HomeOpt = None,
 ) -> None:
     """Create a city's home: a commented creditcert.toml and a copy of the default catalog."""
     root = config.resolve_home(home_of(home))
-    path = config.init(root, admin_code=city, name=name, name_en=name_en)
+    path = config.init(root, admin_code=city, name=name, name_en=name_en, base_url=base_url)
     out.print(f"wrote {path}", markup=False)
     out.print(
         f"wrote {root / 'catalog.toml'} (the default 52-domain catalog; edit to suit)", markup=False

@@ -38,11 +38,13 @@ YearsOpt = Annotated[int | None, typer.Option(help="Look back N years (1-5).")]
 FromOpt = Annotated[str | None, typer.Option("--from", help="Period start, YYYY-MM-DD.")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="Period end, YYYY-MM-DD.")]
 AsOfOpt = Annotated[str | None, typer.Option(help="Answer as of this day (default today).")]
+LangOpt = Annotated[str, typer.Option(help="zh, en or zh-en (bilingual).")]
 
 
-def _request(
+def request_from_flags(
     city: City, at: datetime, purpose, domains, all_domains, years, start, end, as_of
 ) -> Request:
+    """The request the options ask for (dates parsed here; a bad one is one line, exit 2)."""
     return city.request(
         at=at,
         as_of=parse_date(as_of, "--as-of") if as_of else at.date(),  # one clock reading
@@ -70,7 +72,7 @@ def lookup(
 ) -> None:
     """What the subject's public credit record holds, domain by domain, for a period."""
     city, at = open_city(home), now()
-    request = _request(city, at, purpose, domains, all_domains, years, start, end, as_of)
+    request = request_from_flags(city, at, purpose, domains, all_domains, years, start, end, as_of)
     findings = city.lookup(code, request, at=at)
     if as_json:
         print_json(findings.to_json())
@@ -106,7 +108,7 @@ def report(
     start: FromOpt = None,
     end: ToOpt = None,
     as_of: AsOfOpt = None,
-    lang: Annotated[str, typer.Option(help="zh, en or zh-en (bilingual).")] = "zh-en",
+    lang: LangOpt = "zh-en",
     out_file: Annotated[
         Path | None,
         typer.Option("--out", help="Also copy the PDF here (the city keeps reports/<number>.pdf)."),
@@ -118,7 +120,7 @@ def report(
 ) -> None:
     """Issue a signed special credit report: PDF/A-3 with PAdES signature and a QR on every page."""
     city, at = open_city(home), now()
-    request = _request(city, at, purpose, domains, all_domains, years, start, end, as_of)
+    request = request_from_flags(city, at, purpose, domains, all_domains, years, start, end, as_of)
     issued = city.issue(code, request, at=at, lang=lang)
     doc = issued.document
     _copy(out_file, issued.pdf, doc.number)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from creditcert import lookup as records
 from creditcert.config import Settings
@@ -20,7 +21,6 @@ from creditcert.envelope import report as report_envelope
 from creditcert.errors import IssueError
 from creditcert.files import remove_debris, write_atomically
 from creditcert.issue import pades
-from creditcert.issue.render import Renderer
 from creditcert.lookup import Findings
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
@@ -28,6 +28,9 @@ from creditcert.model.document import ReportDocument
 from creditcert.registry import Entry, NumberTaken, Registry
 from creditcert.stages import reached
 from creditcert.trust.keys import Signer
+
+if TYPE_CHECKING:  # the PDF stack (Jinja2, qrcode, WeasyPrint) is imported by those who render
+    from creditcert.issue.render import Renderer
 
 DEFAULT_VALIDITY_DAYS = 30  # a report for a custom list of domains
 # A pending number older than this is taken for abandoned even when its process cannot be seen

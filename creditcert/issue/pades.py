@@ -1,13 +1,16 @@
 """PAdES signature over the whole PDF (pyHanko), as its last incremental revision.
 
-Invisible (no stamp appearance, whose default font would not be embedded and break PDF/A); the
-signing certificate and the city root travel in the signature so poppler's `pdfsig` and Adobe
-Reader can build the chain (trust still comes from pinning the root).
+Invisible (no stamp appearance, whose default font would not be embedded and break PDF/A): a
+widget with a zero-area /Rect and the Print flag, which PDF/A-3 allows without an appearance
+(ISO 19005-3 6.3.3). The signing certificate and the city root travel in the signature so
+poppler's `pdfsig` and Adobe Reader can build the chain (trust still comes from pinning the
+root). The file stays PDF 1.7, as PDF/A-3 requires (docs/report.md §PDF).
 """
 
 from __future__ import annotations
 
 import io
+from functools import cache
 
 from creditcert.trust.keys import Signer
 
@@ -44,5 +47,27 @@ def sign_pdf(pdf: bytes, signer: Signer, *, field: str = "CreditcertSignature") 
         reason="专项信用报告 / Special credit report",
     )
     out = io.BytesIO()
-    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=pdf_signer, output=out)
+    _pdf17_signer_class()(meta, signer=pdf_signer).sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out
+    )
     return out.getvalue()
+
+
+@cache
+def _pdf17_signer_class():
+    from pyhanko.sign import signers
+    from pyhanko.sign.signers.constants import ESIC_EXTENSION_1
+
+    class Pdf17Signer(signers.PdfSigner):
+        """pyHanko's PdfSigner, declaring PAdES as the ESIC extension of PDF 1.7 only.
+
+        For an ECDSA P-256 key pyHanko also declares ISO/TS 32002 (ECDSA in PDF 2.0), which sets
+        the catalog's /Version to 2.0: no longer the PDF 1.7 that PDF/A-3 is built on. PAdES
+        (ETSI EN 319 142-1) on PDF 1.7 signs with ECDSA under the ESIC extension alone, which
+        is what pyHanko declares for RSA keys."""
+
+        def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(ESIC_EXTENSION_1)
+
+    return Pdf17Signer

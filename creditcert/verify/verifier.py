@@ -171,8 +171,9 @@ class Verifier:
                 )
         # 4. the QR on every page, and that it speaks of the embedded document
         claims = self._page_qrs(data, cl)
+        digest = doc.digest() if doc is not None else None  # CBOR-encodes the document: once
         if claims is not None and doc is not None:
-            if claims.summary.digest == doc.digest() and claims.number == doc.number:
+            if claims.summary.digest == digest and claims.number == doc.number:
                 cl.ok("consistency.qr-envelope", "QR digest and number match the embedded document")
             else:
                 cl.fail(
@@ -186,7 +187,7 @@ class Verifier:
         elif claims is not None:
             checks.validity(*claims.validity(SHANGHAI), self.at, cl)
         if doc is not None and signed is not None:
-            signed.issuer.check_status(doc.number, doc.digest(), cl)
+            signed.issuer.check_status(doc.number, digest, cl)
             signed.issuer.check_scope(doc.issued_at, self.at, list(doc.domains_requested), cl)
         return cl.result(number=doc.number if doc else None, document=doc)
 
