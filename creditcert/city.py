@@ -21,7 +21,7 @@ from pathlib import Path
 from creditcert import config, lookup
 from creditcert.config import Settings
 from creditcert.data import history
-from creditcert.data.store import Store
+from creditcert.data.store import Store, Subject
 from creditcert.errors import IssueError, RegistryError
 from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
@@ -138,6 +138,11 @@ class City:
             lookup.check_not_future(request, at)
         return request
 
+    def subject(self, code: str) -> Subject:
+        """The registered subject of a credit code; SubjectError if malformed or unregistered."""
+        with self.store() as store:
+            return lookup.find_subject(store, code)[0]
+
     def lookup(self, code: str, request: Request, *, at: datetime) -> Findings:
         """What the subject's record holds for the request, answered at `at` (the clock: an
         as-of day after it is refused)."""
@@ -209,6 +214,13 @@ class City:
             raise IssueError(
                 f"{path}: the kept PDF of {canonical} is missing (restore reports/ from a backup)"
             ) from None
+
+    def reports_of(self, subject_code: str) -> list[Entry]:
+        """A subject's issued and revoked reports, newest first (its page on the service)."""
+        if not self.layout.registry.exists():
+            return []
+        with self.registry(read_only=True) as registry:
+            return registry.reports_of(subject_code)
 
     def issued_since(
         self, subject_code: str, purpose: str | None, *, since: datetime

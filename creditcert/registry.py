@@ -86,6 +86,7 @@ class Registry(Protocol):
     def issued_since(
         self, subject_code: str, purpose: str | None, *, since: datetime
     ) -> list[Entry]: ...
+    def reports_of(self, subject_code: str, *, limit: int = 100) -> list[Entry]: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
     def revoked_numbers(self) -> list[str]: ...
 
@@ -244,6 +245,15 @@ class SqliteRegistry:
         )
         entries = (_entry(row) for row in rows.fetchall())
         return sorted((e for e in entries if e.issued_at >= since), key=lambda e: e.issued_at)
+
+    def reports_of(self, subject_code: str, *, limit: int = 100) -> list[Entry]:
+        """A subject's reports, issued or revoked, newest first (what its own page lists)."""
+        rows = self._con.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM reports WHERE subject_code = ? "
+            "AND status IN ('issued', 'revoked') ORDER BY issued_at DESC LIMIT ?",
+            (subject_code, limit),
+        )
+        return [_entry(row) for row in rows.fetchall()]
 
 
 _ENTRY_COLUMNS = (

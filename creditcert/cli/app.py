@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from creditcert.cli import batch, data, reports, trust  # noqa: F401 - registers the commands
+from creditcert.cli import batch, data, reports, serve, trust  # noqa: F401 - registers the commands
 from creditcert.cli.base import app
 
 

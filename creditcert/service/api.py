@@ -1,0 +1,208 @@
+"""The JSON API for portals (`/api/v1`, docs/service.md; the reference is the OpenAPI document at
+/openapi.json). Issuing and lookups need an API token with the scope; verification and a
+number's status are public and rate limited per client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from creditcert.errors import CreditcertError
+from creditcert.model import report_number
+from creditcert.service.app import Problem, Service
+from creditcert.verify.verifier import InputKind
+
+router = APIRouter(prefix="/api/v1")
+REPORT_FORMAT = "creditcert.api.report/1"
+STATUS_FORMAT = "creditcert.api.status/1"
+PROBLEM = {"model": dict, "content": {"application/problem+json": {}}}
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def token(scope: str):
+    """A dependency: the caller's API token must carry `scope` (Authorization: Bearer cct_…)."""
+
+    def check(request: Request) -> str:
+        service = service_of(request)
+        header = request.headers.get("authorization", "")
+        kind, _, secret = header.partition(" ")
+        if kind.lower() != "bearer" or not secret.strip():
+            raise Problem(
+                401, "token-required", "an API token is required",
+                f"send Authorization: Bearer <token> with the {scope} scope",
+                **{"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
+        try:
+            found = service.city.tokens.check(secret.strip(), scope, at=service.clock())
+        except CreditcertError as exc:
+            raise Problem(403, "token-refused", "the API token is refused", str(exc)) from None
+        return found.name
+
+    return check
+
+
+class ReportAsk(BaseModel):
+    """What to report: a purpose preset, or domains (and a period in years)."""
+
+    credit_code: str = Field(max_length=32, examples=["91210102MA0000001G"])
+    purpose: str | None = Field(default=None, max_length=64, examples=["bidding"])
+    domains: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=64)
+    years: int | None = Field(default=None, ge=1, le=5)
+    lang: Literal["zh", "en", "zh-en"] = "zh-en"
+
+
+class Links(BaseModel):
+    pdf: str
+    status: str
+    verify: str
+
+
+class Issued(BaseModel):
+    format: Literal["creditcert.api.report/1"] = REPORT_FORMAT
+    number: str
+    status: str
+    issued_at: str
+    valid_until: str
+    links: Links
+
+
+class Status(BaseModel):
+    format: Literal["creditcert.api.status/1"] = STATUS_FORMAT
+    number: str
+    status: Literal["issued", "revoked", "void", "pending", "unknown"]
+    issued_at: str | None
+    valid_until: str | None
+    valid_now: bool
+
+
+def _links(number: str) -> Links:
+    return Links(
+        pdf=f"/api/v1/reports/{number}/pdf",
+        status=f"/api/v1/reports/{number}",
+        verify=f"/verify?number={number}",
+    )
+
+
+@router.post(
+    "/reports", status_code=201, response_model=Issued, responses={429: PROBLEM, 404: PROBLEM}
+)
+async def issue_report(
+    ask: ReportAsk, request: Request, _: str = Depends(token("issue"))
+) -> Issued:
+    """Issue a signed report for a subject (the registry's rate limit applies)."""
+    service = service_of(request)
+    at = service.clock()
+    report = service.city.request(
+        at=at, as_of=at.date(), purpose=ask.purpose, domains=ask.domains, years=ask.years
+    )
+    outcome = await service.issue(ask.credit_code.strip().upper(), report, lang=ask.lang)
+    request.state.number = outcome.number
+    entry = await asyncio.to_thread(_entry, service, outcome.number)
+    return Issued(
+        number=entry.number,
+        status=entry.status,
+        issued_at=entry.issued_at.isoformat(),
+        valid_until=entry.valid_until.isoformat(),
+        links=_links(entry.number),
+    )
+
+
+def _entry(service: Service, number: str):
+    with service.city.registry(read_only=True) as registry:
+        return registry.get(number)
+
+
+@router.get("/reports/{number}", response_model=Status, responses={400: PROBLEM, 429: PROBLEM})
+async def report_status(number: str, request: Request) -> Status:
+    """Whether a number of this city is issued, revoked or void, and its validity; nothing
+    about the subject (public, rate limited)."""
+    service = service_of(request)
+    service.allow_verify(request)
+    canonical = report_number.parse(number)
+    if canonical is None:
+        raise Problem(400, "bad-number", "not a report number", "shape or check character wrong")
+    request.state.number = canonical
+    entry = await asyncio.to_thread(_entry, service, canonical)
+    if entry is None:
+        return Status(
+            number=canonical, status="unknown", issued_at=None, valid_until=None, valid_now=False
+        )
+    at = service.clock()
+    return Status(
+        number=canonical,
+        status=entry.status,
+        issued_at=entry.issued_at.isoformat(),
+        valid_until=entry.valid_until.isoformat(),
+        valid_now=entry.status == "issued" and entry.issued_at <= at < entry.valid_until,
+    )
+
+
+@router.get(
+    "/reports/{number}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}, 410: PROBLEM},
+)
+async def report_pdf(number: str, request: Request, _: str = Depends(token("issue"))) -> Response:
+    """The kept PDF of a valid report, again."""
+    service = service_of(request)
+    try:
+        entry, pdf = await asyncio.to_thread(service.city.report_pdf, number, at=service.clock())
+    except CreditcertError as exc:
+        raise Problem(410, "not-available", "no PDF to give for this number", str(exc)) from None
+    request.state.number = entry.number
+    return Response(pdf, media_type="application/pdf")
+
+
+@router.post(
+    "/verify", responses={200: {"description": "creditcert.verification/1 (docs/verify.md)"}}
+)
+async def verify(
+    request: Request,
+    file: Annotated[
+        UploadFile | None, File(description="A report PDF or a photo of a page")
+    ] = None,
+    qr: Annotated[str | None, Form(max_length=4096, description="The QR's text or URL")] = None,
+    number: Annotated[str | None, Form(max_length=64, description="A report number")] = None,
+) -> dict:
+    """Verify a PDF, a photo, a QR text or a number: the same JSON as `creditcert verify --json`.
+    The verdict is in the body; the HTTP status is 200 whatever it is."""
+    service = service_of(request)
+    service.allow_verify(request)
+    if file is not None:
+        source: bytes | str = await file.read()
+        kind, label = None, "file"
+    elif qr:
+        source, kind, label = qr, InputKind.QR, "qr"
+    elif number:
+        source, kind, label = number, InputKind.NUMBER, "number"
+    else:
+        raise Problem(400, "nothing-to-verify", "send a file, a qr text or a number")
+    result = await asyncio.to_thread(service.city.verify, source, at=service.clock(), kind=kind)
+    service.metrics.verified.labels(result.verdict.value, label).inc()
+    request.state.number = result.number
+    return result.to_json()
+
+
+@router.get("/subjects/{code}/lookup", responses={404: PROBLEM})
+async def subject_lookup(
+    code: str,
+    request: Request,
+    purpose: str | None = None,
+    domains: str | None = None,
+    years: int | None = None,
+    _: str = Depends(token("lookup")),
+) -> dict:
+    """What a report for the subject would say now (docs/lookup-json.md), without issuing."""
+    service = service_of(request)
+    at = service.clock()
+    chosen = [d.strip() for d in domains.split(",") if d.strip()] if domains else None
+    ask = service.city.request(at=at, as_of=at.date(), purpose=purpose, domains=chosen, years=years)
+    findings = await asyncio.to_thread(service.city.lookup, code.strip().upper(), ask, at=at)
+    return findings.to_json()
