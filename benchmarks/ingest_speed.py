@@ -2,9 +2,12 @@
 made as benchmarks/run.py makes it (`sample export --bad-rows rows/100 --encoding gbk`), into a
 fresh copy of a sample city each run; rows/s and the child's peak RSS (wait4 ru_maxrss),
 min/median/max over --repeat runs, against a floor measured in the same run: pyarrow.csv only
-transcoding and splitting the same file, no validation.
+transcoding and splitting the same file, no validation. With --baseline DIR (another checkout,
+e.g. `git archive main | tar -x -C DIR`), its ingest takes turns with this one's on the same
+file, and both must give the same counts.
 
     python benchmarks/ingest_speed.py [--subjects 100000] [--records 1000000] [--rows 1000000]
+        [--repeat 3] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -27,12 +30,11 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's creditcert
 DOMAIN = "market-regulation"
 
 
-def run(*args: str, home: Path) -> tuple[float, int, str]:
-    """(seconds, peak RSS of the child in MiB, stdout)."""
+def run(*args: str, home: Path, root: Path = ROOT) -> tuple[float, int, str]:
+    """(seconds, peak RSS of the child in MiB, stdout), running the creditcert of `root`."""
     start = time.perf_counter()
-    child = subprocess.Popen(
-        args, stdout=subprocess.PIPE, env={**ENV, "CREDITCERT_HOME": str(home)}, text=True
-    )
+    env = {**ENV, "PYTHONPATH": str(root), "CREDITCERT_HOME": str(home)}
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, text=True)
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     took = time.perf_counter() - start
@@ -78,32 +80,43 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, help="another checkout's ingest, run in turn")
     args = ap.parse_args()
     home, export = city(args.subjects, args.records, args.rows)
     scratch = HERE / "data" / "ingest-speed-scratch"
-    rates, peaks, floors, floor_peaks, result = [], [], [], [], {}
-    for _ in range(args.repeat):  # the floor and the ingest take turns
+    roots = {"creditcert ingest --json": ROOT}
+    if args.baseline:
+        roots = {f"baseline ({args.baseline})": args.baseline.resolve(), **roots}
+    rates = {name: [] for name in [*roots, "floor"]}
+    peaks = {name: [] for name in rates}
+    results = {}
+    for _ in range(args.repeat):  # the floor and the ingests take turns
         took, peak, out = run(sys.executable, "-c", FLOOR, str(export), home=home)
-        floors.append(int(out) / took)
-        floor_peaks.append(peak)
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.copytree(home, scratch)
-        took, peak, out = run(
-            CLI, "ingest", "--domain", DOMAIN, str(export), "--json", home=scratch
-        )
-        result = json.loads(out)
-        rates.append(result["read"] / took)
-        peaks.append(peak)
+        rates["floor"].append(int(out) / took)
+        peaks["floor"].append(peak)
+        for name, root in roots.items():
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.copytree(home, scratch)
+            took, peak, out = run(
+                CLI, "ingest", "--domain", DOMAIN, str(export), "--json", home=scratch, root=root
+            )
+            result = json.loads(out)
+            results[name] = {k: v for k, v in result.items() if isinstance(v, int)}
+            rates[name].append(result["read"] / took)
+            peaks[name].append(peak)
     shutil.rmtree(scratch, ignore_errors=True)
+    if len({json.dumps(r, sort_keys=True) for r in results.values()}) != 1:
+        sys.exit(f"the ingests disagree: {results}")
+    result = results["creditcert ingest --json"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     print(f"data: {args.subjects:,} subjects / {args.records:,} records; export "
           f"{export.stat().st_size / 2**20:,.0f} MiB GBK, {result['read']:,} rows "
           f"(accepted {result['accepted']:,}, quarantined {result['quarantined']:,})\n")  # fmt: skip
     print(f"| {args.repeat} runs | rows/s min / median / max | peak RSS MiB min / median / max |")
     print("|---|---|---|")
-    print(f"| creditcert ingest --json | {stats(rates, ',.0f')} | {stats(peaks, ',.0f')} |")
-    print(f"| floor: pyarrow.csv transcode + split | {stats(floors, ',.0f')} | "
-          f"{stats(floor_peaks, ',.0f')} |")  # fmt: skip
+    for name in rates:
+        label = "floor: pyarrow.csv transcode + split" if name == "floor" else name
+        print(f"| {label} | {stats(rates[name], ',.0f')} | {stats(peaks[name], ',.0f')} |")
 
 
 if __name__ == "__main__":

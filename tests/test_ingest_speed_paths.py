@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from creditcert.data import batches, plain_rows
-from creditcert.data.exports import ColumnMap
+from creditcert.data.exports import MAX_CELL_CHARS, ColumnMap
 from creditcert.data.ingest import validate_row
 from creditcert.data.text import HIDDEN, HIDDEN_IN_TEXT
 from creditcert.resources import default_catalog_path
@@ -42,13 +42,40 @@ def test_pyarrow_splits_like_the_csv_module_or_declines(tmp_path_factory, pieces
     path.write_bytes(("h1,h2,h3\n" + body).encode("utf-8"))
     expected = list(csv.reader(io.StringIO("h1,h2,h3\n" + body, newline="")))[1:]
     try:
-        got = [
-            row for chunk in batches.csv_chunks(path, "utf-8", ["h1", "h2", "h3"])
-            for row in chunk.raw(list(range(chunk.first, chunk.first + chunk.cells.num_rows)))
-        ]  # fmt: skip
+        got = all_rows(batches.csv_chunks(path, "utf-8", ["h1", "h2", "h3"]))
     except batches.Declined:
         return
     assert got == [r or ["", "", ""] for r in expected]
+
+
+def all_rows(chunks) -> list[list[str]]:
+    return [
+        row for chunk in chunks
+        for row in chunk.raw(list(range(chunk.first, chunk.first + chunk.cells.num_rows)))
+    ]  # fmt: skip
+
+
+def test_long_rows_make_smaller_batches_on_both_paths(tmp_path, monkeypatch):
+    header = ["h1", "h2", "h3"]
+    rows = [[f"{n}", "中" * (n % 7) * 40, "x" * 300] for n in range(200)]
+    path = write_csv(tmp_path / "long.csv", header, rows)
+    monkeypatch.setattr(batches, "BATCH_BYTES", 4_000)
+    monkeypatch.setattr(batches, "_BLOCK_BYTES", 2_000)  # pyarrow batches of a few rows
+    for chunks in (
+        list(batches.csv_chunks(path, "utf-8", header)),
+        list(batches.row_chunks(iter(rows), len(header))),
+    ):
+        assert len(chunks) > 10
+        assert [c.first for c in chunks[1:]] == [c.first + c.cells.num_rows for c in chunks[:-1]]
+        assert all(c.cells.nbytes < 8_000 for c in chunks)
+        assert all_rows(chunks) == rows
+
+
+def test_a_cell_over_the_limit_is_cut_in_the_cells_and_kept_whole_in_the_row():
+    huge = "超" * 50_000
+    [chunk] = batches.row_chunks(iter([["a", huge], ["b", "c"]]), 2)
+    assert chunk.cells.column("c1").to_pylist() == [huge[: MAX_CELL_CHARS + 1], "c"]
+    assert chunk.raw([2]) == [["a", huge]]
 
 
 def test_gbk_decodes_as_gb18030_wherever_it_decodes():
@@ -76,6 +103,26 @@ def test_every_hidden_character_is_suspected_and_found():
         assert [c for c, f in zip(every, found, strict=True) if f] == pattern.findall(
             "".join(every)
         )
+
+
+code_strategy = st.one_of(
+    st.text(alphabet=codes.ALPHABET, min_size=17, max_size=17).map(
+        lambda first17: first17 + codes.check_character(first17)
+    ),
+    st.text(alphabet=codes.ALPHABET + "IOSZaX中 ", min_size=16, max_size=19),
+)
+
+
+@given(st.lists(code_strategy, min_size=1, max_size=50))
+def test_vectorised_checksums_are_codes_validate_s(cells):
+    expected = [
+        len(c) == codes.LENGTH
+        and all(ch in codes.ALPHABET for ch in c)
+        and not any(p.checksum for p in codes.validate(c).problems)
+        for c in cells
+    ]
+    assert plain_rows.checksums(pa.array(cells)).tolist() == expected
+    assert plain_rows.checksums(pa.array(["x", *cells]).slice(1)).tolist() == expected
 
 
 # --- verdicts: SQL vouches only for rows validate_row accepts, with the same record ----------

@@ -24,7 +24,8 @@ import pyarrow.csv as pcsv
 
 from creditcert.data import exports
 
-BATCH_ROWS = 65_536  # rows validated at once: a few MiB of cells
+BATCH_ROWS = 65_536  # rows validated at once: a few MiB of cells...
+BATCH_BYTES = 32 << 20  # ...or fewer, when the rows are long: a batch holds about this much text
 _BLOCK_BYTES = 4 << 20  # pyarrow reads this much at once; a longer row declines the file
 # What str.strip() removes (str.isspace, all below U+3001), for RE2.
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
@@ -149,7 +150,7 @@ def _chunks(reader: pcsv.CSVStreamingReader, header: list[str]) -> Iterator[Chun
             raise Declined("a row that may be longer than MAX_LINE_CHARS")
         pending.append(table)
         rows = sum(t.num_rows for t in pending)
-        if rows >= BATCH_ROWS:
+        if rows >= BATCH_ROWS or sum(t.nbytes for t in pending) >= BATCH_BYTES:
             yield _chunk(number, pa.concat_tables(pending))
             number, pending = number + rows, []
     if pending:
@@ -182,20 +183,28 @@ def stripped(cells: pa.Array) -> pa.Array:
 
 
 def row_chunks(rows: Iterator[list[str]], width: int) -> Iterator[Chunk]:
-    """exports.read_rows' data rows as chunks (the path for .xlsx and declined CSV files)."""
-    number, held = 2, []
+    """exports.read_rows' data rows as chunks (the path for .xlsx and declined CSV files), of at
+    most BATCH_ROWS rows and about BATCH_BYTES of text (counted as characters) or one row."""
+    number, held, chars = 2, [], 0
     for raw in rows:
         held.append(raw)
-        if len(held) >= BATCH_ROWS:
+        chars += sum(map(len, raw))
+        if len(held) >= BATCH_ROWS or chars >= BATCH_BYTES:
             yield _row_chunk(number, held, width)
-            number, held = number + len(held), []
+            number, held, chars = number + len(held), [], 0
     if held:
         yield _row_chunk(number, held, width)
 
 
 def _row_chunk(first: int, rows: list[list[str]], width: int) -> Chunk:
+    """The rows as a chunk. A cell longer than MAX_CELL_CHARS refuses its row whatever it holds:
+    the cells table keeps only its first MAX_CELL_CHARS + 1 characters (enough to leave the row
+    to validate_row, which reads the row as read), so that a huge cell is held once, not copied
+    into Arrow and DuckDB."""
+    cut = exports.MAX_CELL_CHARS + 1
     columns = [
-        pa.array([r[i] if i < len(r) else "" for r in rows], pa.string()) for i in range(width)
+        pa.array([r[i][:cut] if i < len(r) else "" for r in rows], pa.string())
+        for i in range(width)
     ]
     blank = pa.array([not any(c.strip() for c in r) for r in rows], pa.bool_())
     return Chunk(first, pa.table(columns, names=names(width)), blank, rows)

@@ -273,16 +273,7 @@ def ingest_file(
                 source = attempts.send(declined)
         attempts.close()
         _drop_repeats(con, bad)
-        con.execute(
-            "CREATE TEMP TABLE incoming AS SELECT i.*, CASE "
-            "WHEN i.credit_code NOT IN (SELECT credit_code FROM registered) THEN 'unregistered' "
-            "WHEN e.record_id IS NULL THEN 'new' "
-            "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
-            "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
-            f"WHEN {history.same_content('e', 'i')} THEN 'present' "
-            "ELSE 'updated' END AS verdict "
-            "FROM incoming_all i LEFT JOIN existing e USING (record_id)"
-        ).fetchall()
+        _judge(con, register, target)
         _quarantine_late(con, bad)
         [(accepted, updated, already, legacy)] = con.execute(
             "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'updated'), "
@@ -351,14 +342,9 @@ def _load_known(con: duckdb.DuckDBPyConnection, register: Path, target: Path) ->
             "CREATE TEMP TABLE registered AS SELECT DISTINCT credit_code FROM read_parquet($r)",
             {"r": str(register)},
         ).fetchall()
-        existing = (
-            f"SELECT {select_list(RECORD_COLUMNS)} FROM read_parquet($target)"
-            if target.exists()
-            else f"SELECT {select_list(RECORD_COLUMNS)} FROM (SELECT NULL) WHERE false"
-        )
+        existing, params = _records(target)
         con.execute(
-            f"CREATE TEMP TABLE existing AS {existing}",
-            {"target": str(target)} if target.exists() else {},
+            f"CREATE TEMP TABLE existing AS SELECT record_id FROM ({existing})", params
         ).fetchall()
     except duckdb.Error as exc:
         raise DataError(
@@ -366,6 +352,44 @@ def _load_known(con: duckdb.DuckDBPyConnection, register: Path, target: Path) ->
         ) from None
     con.execute(
         f"CREATE TEMP TABLE incoming_all ({', '.join(f'{n} {t}' for n, t in _INCOMING_COLUMNS)}, plain BOOLEAN)"
+    ).fetchall()
+
+
+def _records(target: Path) -> tuple[str, dict[str, str]]:
+    """SQL (and its parameters) of the dataset's records; none when there is no dataset yet."""
+    if target.exists():
+        return f"SELECT {select_list(RECORD_COLUMNS)} FROM read_parquet($target)", {
+            "target": str(target)
+        }
+    return f"SELECT {select_list(RECORD_COLUMNS)} FROM (SELECT NULL) WHERE false", {}
+
+
+def _judge(con: duckdb.DuckDBPyConnection, register: Path, target: Path) -> None:
+    """Each row's verdict against what the city holds (table verdicts, view incoming: the rows
+    with their verdict). Only the dataset's records whose id the file gives are read whole."""
+    existing, params = _records(target)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE verdicts AS "
+            f"WITH e AS (SELECT * FROM ({existing}) "
+            "  WHERE record_id IN (SELECT record_id FROM incoming_all)) "
+            "SELECT i.row_no, CASE "
+            "WHEN i.credit_code NOT IN (SELECT credit_code FROM registered) THEN 'unregistered' "
+            "WHEN e.record_id IS NULL THEN 'new' "
+            "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
+            "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
+            f"WHEN {history.same_content('e', 'i')} THEN 'present' "
+            "ELSE 'updated' END AS verdict "
+            "FROM incoming_all i LEFT JOIN e USING (record_id)",
+            params,
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise DataError(
+            f"cannot read {register} or {target} ({exc}); nothing was changed"
+        ) from None
+    con.execute(
+        "CREATE TEMP VIEW incoming AS "
+        "SELECT i.*, v.verdict FROM incoming_all i JOIN verdicts v USING (row_no)"
     ).fetchall()
 
 
@@ -424,12 +448,16 @@ _NOT_PLAIN = (
 )
 # The rows of a chunk that a later check may refuse: unregistered, an id the dataset holds, an id
 # given by another row of the file (its first row, if in an earlier chunk, is read again).
+# Each lookup is a semi join on the chunk's own ids, so that the tables of the whole file and the
+# dataset are scanned, not hashed, once a chunk.
 _MAYBE_LATE = (
-    "SELECT row_no FROM incoming_all c WHERE row_no BETWEEN $lo AND $hi AND ("
-    "credit_code NOT IN (SELECT credit_code FROM registered) "
-    "OR record_id IN (SELECT record_id FROM existing) "
-    "OR EXISTS (SELECT 1 FROM incoming_all o WHERE o.record_id = c.record_id "
-    "AND o.row_no <> c.row_no)) ORDER BY row_no"
+    "WITH c AS (SELECT row_no, credit_code, record_id FROM incoming_all "
+    "  WHERE row_no BETWEEN $lo AND $hi) "
+    "SELECT row_no FROM c WHERE credit_code NOT IN (SELECT credit_code FROM registered) "
+    "OR record_id IN (SELECT record_id FROM existing SEMI JOIN c USING (record_id)) "
+    "OR record_id IN (SELECT record_id FROM incoming_all SEMI JOIN c USING (record_id) "
+    "  GROUP BY record_id HAVING count(*) > 1) "
+    "ORDER BY row_no"
 )
 
 

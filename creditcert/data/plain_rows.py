@@ -56,25 +56,36 @@ def _vocab(by_zh: dict, enum) -> dict[str, str]:
     return {**{zh: v.value for zh, v in by_zh.items()}, **{v.value: v.value for v in enum}}
 
 
-def _code_values(code: str) -> str:
-    """SQL: the code with each character of the alphabet as the character 48 + its value."""
-    return f"translate({code}, '{codes.ALPHABET}', '{''.join(chr(48 + i) for i in range(31))}')"
+# GB 32100 values of the code alphabet's ASCII bytes (255: not in the alphabet) and GB 11714
+# values of digits and letters (int(c, 36)).
+_CODE_VALUE = np.full(256, 255, np.int64)
+_CODE_VALUE[np.frombuffer(codes.ALPHABET.encode(), np.uint8)] = np.arange(len(codes.ALPHABET))
+_ORG_VALUE = np.full(256, 0, np.int64)
+_ORG_VALUE[ord("0") : ord("9") + 1] = np.arange(10)
+_ORG_VALUE[ord("A") : ord("Z") + 1] = np.arange(10, 36)
 
 
-def _checksums(code: str, values: str) -> str:
-    """SQL: the GB 11714 and GB 32100 check characters both hold (else a legacy code); `values`
-    is _code_values(code)."""
-    value = lambda i: f"(ord(substr({values}, {i + 1}, 1)) - 48)"  # noqa: E731
-    total = " + ".join(f"{value(i)} * {w}" for i, w in enumerate(codes.CHECK_WEIGHTS))
-    org = " + ".join(
-        f"(ord(substr({code}, {9 + i}, 1)) - CASE WHEN substr({code}, {9 + i}, 1) < 'A' THEN 48 ELSE 55 END) * {w}"
-        for i, w in enumerate(codes.ORG_WEIGHTS)
-    )
-    org_check = f"(11 - ({org}) % 11) % 11"
-    return (
-        f"(({total}) + {value(17)}) % 31 = 0 AND substr({code}, 17, 1) = "
-        f"CASE {org_check} WHEN 10 THEN 'X' ELSE CAST({org_check} AS VARCHAR) END"
-    )
+def checksums(cells: pa.Array) -> np.ndarray:
+    """Whether each cell is a code of the alphabet whose GB 32100 and GB 11714 check characters
+    both hold (codes.validate finds no checksum problem), as a mask; False for any other cell."""
+    ok = np.zeros(len(cells), bool)
+    if not len(cells):
+        return ok
+    offsets = np.frombuffer(cells.buffers()[1], np.int32)[
+        cells.offset : cells.offset + len(cells) + 1
+    ]
+    rows = np.flatnonzero(np.diff(offsets) == codes.LENGTH)
+    if not len(rows):
+        return ok
+    data = np.frombuffer(cells.buffers()[2], np.uint8)
+    chars = data[offsets[rows][:, None] + np.arange(codes.LENGTH)]
+    values = _CODE_VALUE[chars]
+    in_alphabet = (values != 255).all(axis=1)
+    total = values[:, :17] @ np.array(codes.CHECK_WEIGHTS) + values[:, 17]
+    org = (11 - (_ORG_VALUE[chars[:, 8:16]] @ np.array(codes.ORG_WEIGHTS)) % 11) % 11
+    org_char = np.where(org == 10, ord("X"), ord("0") + org)
+    ok[rows] = in_alphabet & (total % 31 == 0) & (chars[:, 16] == org_char)
+    return ok
 
 
 def _date_parts(f: str) -> str:
@@ -151,7 +162,8 @@ def hidden(cells: pa.Array, field: str) -> np.ndarray:
 
 def prepare(chunk: Chunk, fields: list[str | None]) -> pa.Table:
     """What `query` reads: each mapped field's cell stripped (s_<field>), whether every cell
-    passes exports.check_cells (cells_ok), row_no and blank."""
+    passes exports.check_cells (cells_ok), whether the code's checksums hold (code_checksums),
+    row_no and blank."""
     mapped = {f: i for i, f in enumerate(fields) if f}  # a repeated field: the last column
     ok = np.ones(chunk.cells.num_rows, bool)
     columns, names = [], []
@@ -161,13 +173,15 @@ def prepare(chunk: Chunk, fields: list[str | None]) -> pa.Table:
         ok &= ~hidden(cells, field)
         columns.append(stripped(cells))
         names.append(f"s_{field}")
+    code = columns[names.index("s_credit_code")] if "credit_code" in mapped else pa.array([])
     first = chunk.first
     columns += [
         pa.array(ok),
+        pa.array(checksums(code) if len(code) else np.zeros(chunk.cells.num_rows, bool)),
         pa.array(range(first, first + chunk.cells.num_rows), pa.int64()),
         chunk.blank,
     ]
-    return pa.table(columns, names=[*names, "cells_ok", "row_no", "blank"])
+    return pa.table(columns, names=[*names, "cells_ok", "code_checksums", "row_no", "blank"])
 
 
 def query(fields: list[str | None]) -> str:
@@ -212,9 +226,9 @@ WITH a AS (
     {fine} AS fine_amount, {v("fine_wan")} = '' AND {v("fine_yuan")} = '' AS no_fine,
     {v("tier")} AS tier_text, {_case(v("tier"), _vocab(TIER_BY_ZH, Tier))} AS given_tier,
     CASE WHEN {v("record_id")} = '' THEN {digest} ELSE {v("record_id")} END AS record_id,
-    NOT ({_checksums(code, "code_values")}) AS legacy_code
+    NOT code_checksums AS legacy_code
   FROM (SELECT *, list_filter(string_split_regex({v("penalty_types")}, '[;；、,，/|]+'),
-      lambda x: x <> '') AS parts, {_code_values(code)} AS code_values
+      lambda x: x <> '') AS parts
     FROM chunk WHERE NOT blank)
 ), b AS (
   SELECT *, list_filter(listed, lambda x, i: list_position(listed, x) = i) AS penalty_types,
