@@ -23,11 +23,13 @@ from creditcert.config import Settings
 from creditcert.data import history
 from creditcert.data.store import Store, Subject
 from creditcert.errors import IssueError, RegistryError
+from creditcert.files import write_atomically
 from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
 from creditcert.registry import STATUS_WORDS, Entry, SqliteRegistry
 from creditcert.registry import opened as registry_at
+from creditcert.service.tokens import TokenStore
 from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
@@ -66,6 +68,15 @@ class Layout:
     def reports(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def published_bundle(self) -> Path:
+        """The bundle last exported, served to partners at /.well-known/creditcert/bundle.cose."""
+        return self.home / "published" / "bundle.cose"
+
+    @property
+    def tokens(self) -> Path:
+        return self.home / "tokens.json"
+
 
 class City:
     """A city's home: settings, data, keys, registry and partners, and what can be done with them."""
@@ -89,6 +100,11 @@ class City:
         return PartnerStore(
             self.layout.partners, self.settings.catalog, self.settings.issuer.admin_code
         )
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        """The web service's API tokens (docs/service.md)."""
+        return TokenStore(self.layout.tokens)
 
     @cached_property
     def renderer(self):
@@ -254,12 +270,16 @@ class City:
 
     def export_bundle(self, *, at: datetime, sequence: int | None = None) -> bytes:
         """Our signed bundle for partners (needs the root key); its sequence is the next of our
-        bundle counter unless given."""
+        bundle counter unless given. It is also kept as the published bundle the service
+        serves (docs/service.md)."""
         self.keys.root_signer()  # the root key is at hand before the counter moves
         with self.registry() as registry:
             if sequence is None:
                 sequence = self.keys.next_sequence(at)
-            return export_bundle(self.settings, self.keys, registry, now=at, sequence=sequence)
+            bundle = export_bundle(self.settings, self.keys, registry, now=at, sequence=sequence)
+        self.layout.published_bundle.parent.mkdir(exist_ok=True)
+        write_atomically(self.layout.published_bundle, bundle)
+        return bundle
 
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         return self.partners.import_bundle(data, pin=pin, at=at)

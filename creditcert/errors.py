@@ -53,6 +53,15 @@ class PartnerError(CreditcertError):
         self.reason = reason or Reason.REFUSED
 
 
+class TokenError(CreditcertError):
+    """An API token is refused, or cannot be added or revoked; `reason` is a stable code
+    (docs/service.md lists them). Never carries the secret."""
+
+    def __init__(self, message: str, reason: TokenReason):
+        super().__init__(message)
+        self.reason = reason
+
+
 class RenderError(CreditcertError):
     """The PDF cannot be rendered as it should look (missing fonts, bad language)."""
 
@@ -150,3 +159,23 @@ class Reason(StrEnum):
     # issuance that did not complete (docs/report.md §7)
     NOT_COMPLETED = "not-completed", "the number was drawn but its report was never completed"
     VOIDED = "voided", "the number was voided: its issuance failed and no report exists"
+
+
+class TokenReason(StrEnum):
+    """Why a TokenError was raised, with its one-line meaning (docs/service.md lists them
+    all; a test keeps the two in step). The first three are what a request's token can get."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> TokenReason:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    UNKNOWN = "unknown", "no token has this secret, or no token has this name"
+    REVOKED = "revoked", "the token was revoked"
+    SCOPE = "scope", "the token does not carry the scope the call needs"
+    DUPLICATE = "duplicate", "a token of that name exists already (revoked ones included)"
+    BAD_NAME = "bad-name", "the name is not [a-z0-9][a-z0-9._-]{0,63}"
+    BAD_SCOPES = "bad-scopes", "the scopes are not a non-empty subset of issue, lookup, verify"

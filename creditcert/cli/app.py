@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from creditcert.cli import batch, data, reports, serve, trust  # noqa: F401 - registers the commands
+from creditcert.cli import (  # noqa: F401 - registers the commands
+    batch,
+    data,
+    reports,
+    serve,
+    tokens,
+    trust,
+)
 from creditcert.cli.base import app
 
 

@@ -25,7 +25,9 @@ def _loopback(host: str) -> bool:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = 8000,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Issuing worker processes (default: one per core)."),

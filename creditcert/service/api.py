@@ -5,13 +5,15 @@ number's status are public and rate limited per client."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from email.utils import formatdate
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from creditcert.errors import CreditcertError
+from creditcert.errors import CreditcertError, TokenError, TokenReason
 from creditcert.model import report_number
 from creditcert.service.app import Problem, Service
 from creditcert.verify.verifier import InputKind
@@ -19,33 +21,53 @@ from creditcert.verify.verifier import InputKind
 router = APIRouter(prefix="/api/v1")
 REPORT_FORMAT = "creditcert.api.report/1"
 STATUS_FORMAT = "creditcert.api.status/1"
-PROBLEM = {"model": dict, "content": {"application/problem+json": {}}}
+PROBLEM = {"description": "a problem (RFC 9457)"}  # its schema: app.routed's openapi
+
+
+def scope(name: str) -> dict:
+    """The OpenAPI security requirement of a route that needs a token with scope `name`."""
+    return {"security": [{"token": [name]}]}
 
 
 def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
+def bearer(request: Request) -> str | None:
+    kind, _, secret = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer":
+        return None
+    return secret.strip() or None
+
+
+def check_token(request: Request, scope: str) -> str:
+    """The name of the caller's token, which must carry `scope`: 401 when there is none or it
+    is unknown or revoked, 403 when it lacks the scope."""
+    service = service_of(request)
+    secret = bearer(request)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if secret is None:
+        raise Problem(
+            401, "token-required", "an API token is required",
+            f"send Authorization: Bearer <token> with the {scope} scope", **challenge,
+        )  # fmt: skip
+    try:
+        return service.city.tokens.check(secret, scope, at=service.clock()).name
+    except TokenError as exc:
+        if exc.reason is TokenReason.SCOPE:
+            raise Problem(403, "token-scope", "the API token lacks the scope", str(exc)) from None
+        raise Problem(
+            401, "token-refused", "the API token is refused", str(exc), **challenge
+        ) from None
+
+
 def token(scope: str):
     """A dependency: the caller's API token must carry `scope` (Authorization: Bearer cct_…)."""
 
-    def check(request: Request) -> str:
-        service = service_of(request)
-        header = request.headers.get("authorization", "")
-        kind, _, secret = header.partition(" ")
-        if kind.lower() != "bearer" or not secret.strip():
-            raise Problem(
-                401, "token-required", "an API token is required",
-                f"send Authorization: Bearer <token> with the {scope} scope",
-                **{"WWW-Authenticate": "Bearer"},
-            )  # fmt: skip
-        try:
-            found = service.city.tokens.check(secret.strip(), scope, at=service.clock())
-        except CreditcertError as exc:
-            raise Problem(403, "token-refused", "the API token is refused", str(exc)) from None
-        return found.name
+    def dependency(request: Request) -> str:
+        return check_token(request, scope)
 
-    return check
+    return dependency
 
 
 class ReportAsk(BaseModel):
@@ -91,7 +113,11 @@ def _links(number: str) -> Links:
 
 
 @router.post(
-    "/reports", status_code=201, response_model=Issued, responses={429: PROBLEM, 404: PROBLEM}
+    "/reports",
+    status_code=201,
+    response_model=Issued,
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 429: PROBLEM},
+    openapi_extra=scope("issue"),
 )
 async def issue_report(
     ask: ReportAsk, request: Request, _: str = Depends(token("issue"))
@@ -147,7 +173,8 @@ async def report_status(number: str, request: Request) -> Status:
 @router.get(
     "/reports/{number}/pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, 410: PROBLEM},
+    responses={200: {"content": {"application/pdf": {}}}, 401: PROBLEM, 403: PROBLEM, 410: PROBLEM},
+    openapi_extra=scope("issue"),
 )
 async def report_pdf(number: str, request: Request, _: str = Depends(token("issue"))) -> Response:
     """The kept PDF of a valid report, again."""
@@ -172,9 +199,13 @@ async def verify(
     number: Annotated[str | None, Form(max_length=64, description="A report number")] = None,
 ) -> dict:
     """Verify a PDF, a photo, a QR text or a number: the same JSON as `creditcert verify --json`.
-    The verdict is in the body; the HTTP status is 200 whatever it is."""
+    The verdict is in the body; the HTTP status is 200 whatever it is. Public and rate limited
+    per client; a token with the `verify` scope is not limited."""
     service = service_of(request)
-    service.allow_verify(request)
+    if bearer(request) is None:
+        service.allow_verify(request)
+    else:
+        check_token(request, "verify")
     if file is not None:
         source: bytes | str = await file.read()
         kind, label = None, "file"
@@ -190,7 +221,11 @@ async def verify(
     return result.to_json()
 
 
-@router.get("/subjects/{code}/lookup", responses={404: PROBLEM})
+@router.get(
+    "/subjects/{code}/lookup",
+    responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM},
+    openapi_extra=scope("lookup"),
+)
 async def subject_lookup(
     code: str,
     request: Request,
@@ -206,3 +241,35 @@ async def subject_lookup(
     ask = service.city.request(at=at, as_of=at.date(), purpose=purpose, domains=chosen, years=years)
     findings = await asyncio.to_thread(service.city.lookup, code.strip().upper(), ask, at=at)
     return findings.to_json()
+
+
+well_known = APIRouter()
+
+
+@well_known.get(
+    "/.well-known/creditcert/bundle.cose",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/cose": {}}},
+        304: {"description": "unchanged"},
+        404: PROBLEM,
+    },
+)
+async def published_bundle(request: Request) -> Response:
+    """The city's current signed bundle for partners (keys, catalog, revocations: docs/partners.md),
+    as last exported by `creditcert partner export`; conditional requests answer 304."""
+    path = service_of(request).city.layout.published_bundle
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+        modified = path.stat().st_mtime
+    except FileNotFoundError:
+        raise Problem(404, "no-bundle", "this city has not published a bundle yet") from None
+    etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+    headers = {
+        "ETag": etag,
+        "Last-Modified": formatdate(modified, usegmt=True),
+        "Cache-Control": "public, max-age=300",
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type="application/cose", headers=headers)

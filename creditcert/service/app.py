@@ -181,22 +181,9 @@ def create_app(
             pool, service.pool = service.pool, None
             await asyncio.to_thread(pool.close, cancel=True)
 
-    app = FastAPI(
-        title=f"creditcert service — {city.settings.issuer.name_en}",
-        version="1",
-        lifespan=lifespan,
-        docs_url="/api/docs",
-        redoc_url=None,
-        openapi_url="/openapi.json",
-        swagger_ui_parameters=None,
-    )
+    app = routed(lifespan=lifespan)
     app.state.service = service
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-
-    from creditcert.service import api, web  # routes need `Problem` and `Service` from here
-
-    app.include_router(api.router)
-    app.include_router(web.router)
     _operations(app, service)
     _errors(app, templates)
     _observe(app, service)
@@ -210,6 +197,67 @@ def create_app(
     )
     app.add_middleware(guard.Guard, max_body=settings.max_upload_bytes + 64 * 1024)
     return app
+
+
+def routed(**options) -> FastAPI:
+    """The app's routes and API metadata, without a city: also what docs/openapi.json is made
+    from (creditcert/service/reference.py)."""
+    app = FastAPI(
+        title="creditcert city service",
+        description="Special credit reports (信用代证): issue, verify and look up (docs/service.md).",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        **options,
+    )
+    from creditcert.service import api, web  # routes need `Problem` and `Service` from here
+
+    app.include_router(api.router)
+    app.include_router(api.well_known)
+    app.include_router(web.router)
+    app.openapi = lambda: _openapi(app)
+    return app
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "code", "status", "title"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:creditcert:problem:<code>"},
+        "code": {"type": "string", "description": "stable code (docs/service.md, Problems)"},
+        "status": {"type": "integer"},
+        "title": {"type": "string"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, with what it cannot know: every error answer is a problem document
+    (422 included), and the token scheme the `security` of routes refers to."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for methods in spec["paths"].values():
+            for op in methods.values():
+                for status, answer in op.get("responses", {}).items():
+                    if int(status) >= 400:
+                        answer["content"] = {"application/problem+json": {"schema": PROBLEM_SCHEMA}}
+        schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["token"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API token from `creditcert tokens add NAME --scope …`",
+        }
+        for name in ("HTTPValidationError", "ValidationError"):
+            spec["components"].get("schemas", {}).pop(name, None)
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 def _operations(app: FastAPI, service: Service) -> None:
