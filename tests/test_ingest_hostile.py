@@ -209,7 +209,9 @@ def test_a_10_mb_cell_quarantines_only_its_row_in_bounded_memory(fresh_city, tmp
     [bad] = quarantined(result)
     assert bad["row"] == "5" and bad["field"] == "facts"
     assert bad["reason"] == "facts: longer than 4000 characters (10,000,000)"
-    assert cost.growth < 400 << 20
+    # The line, its cell and the quarantine line as read and written (about +150 MiB), not
+    # copies of the cell in Arrow and DuckDB (they took it to +371 MiB).
+    assert cost.growth < 256 << 20
 
 
 def test_a_line_beyond_what_ingest_holds_is_one_line(fresh_city, tmp_path, monkeypatch):

@@ -9,13 +9,14 @@ that keeps every rejected row with its row number, field and reason.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
 import tomllib
 import unicodedata
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -268,10 +269,12 @@ class Quarantine:
     """The quarantine CSV of one input, written as refused rows arrive rather than held.
 
     List-like (`append((row_number, problems, raw))`, `len`) so that validation collects into it
-    as into a list. A row refused after the whole file was read (the register check) comes with
-    raw None; `close` then reads the source once more to merge those rows in, in row order.
-    Until `close` the rows are in a temporary file, deleted if the run fails (and by
-    files.remove_debris after a crash)."""
+    as into a list. A row refused after the whole file was read (the register check, duplicates)
+    comes with raw None; `close` merges those rows in, in row order, taking each as read from
+    the rows `hold` kept aside (on disk) while reading, else from `reread` (by default
+    read_rows again): a function of the wanted row numbers, ascending, giving (number, row) for
+    each. Until `close` the rows are in temporary files, deleted if the run fails (`discard`,
+    and by files.remove_debris after a crash)."""
 
     def __init__(
         self,
@@ -281,15 +284,19 @@ class Quarantine:
         header: list[str],
         quarantine_dir: Path,
         now: datetime,
+        reread: Callable[[list[int]], Iterator[tuple[int, list[str]]]] | None = None,
     ):
         self.source, self.encoding, self.header, self.dir = source, encoding, header, quarantine_dir
         stamp = now.astimezone(SHANGHAI).strftime("%Y%m%dT%H%M%S")
         self.name = f"{label}-{stamp}-{source.stem}"
+        self._reread = reread or self._read_again
         self._count = 0
         self._late: list[tuple[int, list[RowError]]] = []
         self._files: list[tuple[Path, TextIO]] = []
-        self._writer = None
+        self._held: list[tuple[Path, TextIO]] = []
+        self._writer = self._held_writer = None
         weakref.finalize(self, _discard, self._files)
+        weakref.finalize(self, _discard, self._held)
 
     def __len__(self) -> int:
         return self._count
@@ -304,22 +311,41 @@ class Quarantine:
             self._writer = self._open()
         self._writer.writerow(self._line(number, problems, raw))
 
+    def hold(self, number: int, raw: list[str]) -> None:
+        """Keep a row that may be refused after the read (rows come in ascending order)."""
+        if self._held_writer is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path(self.dir / f"{self.name}-held.csv")
+            fh = open(tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+            self._held.append((tmp, fh))
+            self._held_writer = csv.writer(fh)
+        self._held_writer.writerow([number, *raw])
+
     def close(self) -> Path | None:
         """Put the quarantine file in place; None when no row was refused."""
-        if not self._count:
-            return None
-        if self._late:
-            self._merge_late()
-        tmp, fh = self._files.pop()
-        fh.flush()
-        os.fsync(fh.fileno())
-        fh.close()
-        path, n = self.dir / f"{self.name}.csv", 1
-        while path.exists():
-            n += 1
-            path = self.dir / f"{self.name}-{n}.csv"
-        os.replace(tmp, path)
-        return path
+        try:
+            if not self._count:
+                return None
+            if self._late:
+                self._merge_late()
+            tmp, fh = self._files.pop()
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            path, n = self.dir / f"{self.name}.csv", 1
+            while path.exists():
+                n += 1
+                path = self.dir / f"{self.name}-{n}.csv"
+            os.replace(tmp, path)
+            return path
+        finally:
+            _discard(self._held)
+
+    def discard(self) -> None:
+        """Forget every row so far and delete the temporary files (the input is read again)."""
+        _discard(self._files)
+        _discard(self._held)
+        self._count, self._late, self._writer, self._held_writer = 0, [], None, None
 
     def _open(self):
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -343,28 +369,20 @@ class Quarantine:
         return [neutral(c) for c in cells]
 
     def _merge_late(self) -> None:
-        """Rewrite the rows so far with the late ones, fetched again from the source, in order."""
-        late = iter(sorted(self._late, key=lambda item: item[0]))
+        """Rewrite the rows so far with the late ones, as read, in row order."""
+        late = sorted(self._late, key=lambda item: item[0])
         early_file = self._files[-1][0] if self._writer is not None else None
         if early_file is not None:
             self._files[-1][1].flush()
         writer = self._open()
         early = _early_rows(early_file)
         pending = next(early, None)
-        want = next(late, None)
-        _, _, rows = read_rows(self.source, None if self.encoding == "xlsx" else self.encoding)
-        try:
-            for number, raw in enumerate(rows, start=2):
-                if want is None:
-                    break
-                if number == want[0]:
-                    while pending is not None and int(pending[1]) < number:
-                        writer.writerow(pending)
-                        pending = next(early, None)
-                    writer.writerow(self._line(number, want[1], raw))
-                    want = next(late, None)
-        finally:
-            rows.close()
+        raws = self._late_rows([number for number, _ in late])
+        for (number, problems), raw in zip(late, raws, strict=True):
+            while pending is not None and int(pending[1]) < number:
+                writer.writerow(pending)
+                pending = next(early, None)
+            writer.writerow(self._line(number, problems, raw))
         while pending is not None:
             writer.writerow(pending)
             pending = next(early, None)
@@ -373,6 +391,43 @@ class Quarantine:
             old[1].close()
             old[0].unlink()
         self._late = []
+
+    def _late_rows(self, numbers: list[int]) -> Iterator[list[str]]:
+        """The rows of `numbers` (ascending) as read: held ones, then the others read again."""
+        held_file = None
+        if self._held:
+            held_file, fh = self._held[-1]
+            fh.flush()
+        held_numbers = {number for number, _ in _held_rows(held_file)}
+        again = self._reread([n for n in numbers if n not in held_numbers])
+        held = _held_rows(held_file)
+        for n in numbers:
+            source = held if n in held_numbers else again
+            number, raw = next(source)
+            while number != n:
+                number, raw = next(source)
+            yield raw
+
+    def _read_again(self, numbers: list[int]) -> Iterator[tuple[int, list[str]]]:
+        wanted = set(numbers)
+        _, _, rows = read_rows(self.source, None if self.encoding == "xlsx" else self.encoding)
+        try:
+            for number, raw in enumerate(rows, start=2):
+                if not wanted:
+                    break
+                if number in wanted:
+                    wanted.discard(number)
+                    yield number, raw
+        finally:
+            rows.close()
+
+
+def _held_rows(path: Path | None) -> Iterator[tuple[int, list[str]]]:
+    if path is None:
+        return
+    with open(path, encoding="utf-8", newline="") as fh:
+        for number, *raw in csv.reader(fh):
+            yield int(number), raw
 
 
 def _early_rows(path: Path | None) -> Iterator[list[str]]:
@@ -386,5 +441,7 @@ def _early_rows(path: Path | None) -> Iterator[list[str]]:
 
 def _discard(files: list[tuple[Path, TextIO]]) -> None:
     for tmp, fh in files:
-        fh.close()
+        with contextlib.suppress(OSError):  # a full disk refuses what was buffered: it goes
+            fh.close()
         tmp.unlink(missing_ok=True)
+    files.clear()

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from creditcert.data import history
+from creditcert.data import batches, history, plain_rows
 from creditcert.data.exports import (
     ColumnMap,
     Quarantine,
@@ -247,41 +248,32 @@ def ingest_file(
     """Validate every row of `path` and merge the good ones into the domain's dataset."""
     domain = catalog.domain(domain_code)
     columns = columns or ColumnMap.load()
-    today = now.astimezone(SHANGHAI).date()
     register = subjects_path(data_dir)
     if not register.exists():
         raise IngestError(f"no subject register at {register}; load the register before records")
     enc, header, rows = read_rows(path, encoding)
+    rows.close()  # read again, in batches (creditcert.data.batches)
     fields = columns.fields_of(path, header)
-
-    bad = Quarantine(path, enc, domain.code, header, quarantine_dir, now)
-    incoming, read, versions = _validated(rows, fields, domain, default_kind, today, bad)
-
     target = dataset_path(data_dir, domain.dataset)
+    rules = _Rules(fields, domain, default_kind, now.astimezone(SHANGHAI).date())
     with writing(data_dir, catalog, "ingest") as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
-        con.register("incoming_arrow", incoming)
-        con.register("conflicting", pa.table({"conflicting_id": pa.array(versions, pa.string())}))
-        try:
-            con.execute(
-                "CREATE TEMP TABLE incoming AS SELECT i.*, CASE "
-                "WHEN c.conflicting_id IS NOT NULL THEN 'conflicting-versions' "
-                "WHEN s.credit_code IS NULL THEN 'unregistered' "
-                "WHEN e.record_id IS NULL THEN 'new' "
-                "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
-                "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
-                f"WHEN {history.same_content('e', 'i')} THEN 'present' "
-                "ELSE 'updated' END AS verdict "
-                "FROM incoming_arrow i LEFT JOIN conflicting c ON c.conflicting_id = i.record_id "
-                "LEFT JOIN (SELECT DISTINCT credit_code FROM read_parquet($register)) s "
-                "  USING (credit_code) "
-                f"LEFT JOIN ({_existing_sql(target)}) e USING (record_id)",
-                {"register": str(register)} | ({"target": str(target)} if target.exists() else {}),
-            ).fetchall()
-        except duckdb.Error as exc:
-            raise DataError(
-                f"cannot read {register} or {target} ({exc}); nothing was changed"
-            ) from None
+        _load_known(con, register, target)
+        attempts = batches.sources(path, enc, header)
+        source = next(attempts)
+        while True:
+            bad = Quarantine(
+                path, enc, domain.code, header, quarantine_dir, now, partial(_rows_at, source)
+            )
+            try:
+                read = _validated(con, source(), rules, bad)
+                break
+            except batches.Declined as declined:
+                bad.discard()
+                source = attempts.send(declined)
+        attempts.close()
+        _drop_repeats(con, bad)
+        _judge(con, register, target)
         _quarantine_late(con, bad)
         [(accepted, updated, already, legacy)] = con.execute(
             "SELECT count(*) FILTER (verdict = 'new'), count(*) FILTER (verdict = 'updated'), "
@@ -326,67 +318,197 @@ def ingest_file(
     )
 
 
-def _fingerprint(record: dict[str, Any]) -> int:
-    """Which version of a record a row gives, to tell a repeated row from a conflicting one."""
-    return hash(tuple(tuple(v) if isinstance(v, list) else v for v in record.values()))
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """What validating a row of this file needs."""
+
+    fields: list[str | None]
+    domain: Domain
+    default_kind: Kind
+    today: date
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain.code,
+            "default_kind": self.default_kind.value,
+            "today": self.today,
+        }
 
 
-def _existing_sql(target: Path) -> str:
-    cols = select_list(RECORD_COLUMNS)
+def _load_known(con: duckdb.DuckDBPyConnection, register: Path, target: Path) -> None:
+    """The register's codes and the dataset's records, which rows are checked against."""
+    try:
+        con.execute(
+            "CREATE TEMP TABLE registered AS SELECT DISTINCT credit_code FROM read_parquet($r)",
+            {"r": str(register)},
+        ).fetchall()
+        existing, params = _records(target)
+        con.execute(
+            f"CREATE TEMP TABLE existing AS SELECT record_id FROM ({existing})", params
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise DataError(
+            f"cannot read {register} or {target} ({exc}); nothing was changed"
+        ) from None
+    con.execute(
+        f"CREATE TEMP TABLE incoming_all ({', '.join(f'{n} {t}' for n, t in _INCOMING_COLUMNS)}, plain BOOLEAN)"
+    ).fetchall()
+
+
+def _records(target: Path) -> tuple[str, dict[str, str]]:
+    """SQL (and its parameters) of the dataset's records; none when there is no dataset yet."""
     if target.exists():
-        return f"SELECT {cols} FROM read_parquet($target)"
-    return f"SELECT {cols} FROM incoming_arrow WHERE false"
+        return f"SELECT {select_list(RECORD_COLUMNS)} FROM read_parquet($target)", {
+            "target": str(target)
+        }
+    return f"SELECT {select_list(RECORD_COLUMNS)} FROM (SELECT NULL) WHERE false", {}
+
+
+def _judge(con: duckdb.DuckDBPyConnection, register: Path, target: Path) -> None:
+    """Each row's verdict against what the city holds (table verdicts, view incoming: the rows
+    with their verdict). Only the dataset's records whose id the file gives are read whole."""
+    existing, params = _records(target)
+    try:
+        con.execute(
+            "CREATE TEMP TABLE verdicts AS "
+            f"WITH e AS (SELECT * FROM ({existing}) "
+            "  WHERE record_id IN (SELECT record_id FROM incoming_all)) "
+            "SELECT i.row_no, CASE "
+            "WHEN i.credit_code NOT IN (SELECT credit_code FROM registered) THEN 'unregistered' "
+            "WHEN e.record_id IS NULL THEN 'new' "
+            "WHEN e.credit_code IS DISTINCT FROM i.credit_code "
+            "  OR e.decision_no IS DISTINCT FROM i.decision_no THEN 'conflict' "
+            f"WHEN {history.same_content('e', 'i')} THEN 'present' "
+            "ELSE 'updated' END AS verdict "
+            "FROM incoming_all i LEFT JOIN e USING (record_id)",
+            params,
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise DataError(
+            f"cannot read {register} or {target} ({exc}); nothing was changed"
+        ) from None
+    con.execute(
+        "CREATE TEMP VIEW incoming AS "
+        "SELECT i.*, v.verdict FROM incoming_all i JOIN verdicts v USING (row_no)"
+    ).fetchall()
 
 
 def _validated(
-    rows: Iterable[list[str]],
-    fields: list[str | None],
-    domain: Domain,
-    default_kind: Kind,
-    today: date,
-    bad: Quarantine,
-) -> tuple[pa.Table, int, dict[str, list[tuple[int, list[str] | None]]]]:
-    """The valid rows as a table, how many rows were read, and the record ids given twice with
-    different content (all their rows quarantined); every other bad row goes to `bad`."""
-    batches: list[pa.RecordBatch] = []
-    chunk: list[dict[str, Any]] = []
-    first_seen: dict[str, tuple[int, int]] = {}  # record id -> (row, fingerprint of its content)
-    versions: dict[str, list[tuple[int, list[str] | None]]] = {}  # ids given twice, differently
+    con: duckdb.DuckDBPyConnection, chunks: Iterable[batches.Chunk], rules: _Rules, bad: Quarantine
+) -> int:
+    """Every row of `chunks` checked: the good ones into incoming_all, the bad ones into `bad`;
+    returns how many rows were read. Plain rows are checked in SQL (creditcert.data.plain_rows),
+    the others by validate_row. Rows that may be refused later are held in `bad`."""
+    con.execute("DELETE FROM incoming_all").fetchall()
+    sql, params = plain_rows.query(rules.fields), rules.params()
+    names = ", ".join(n for n, _ in _INCOMING_COLUMNS)
     read = 0
-    for number, raw in enumerate(rows, start=2):  # row 1 is the header, as a spreadsheet shows
-        if not any(cell.strip() for cell in raw):
-            continue
-        read += 1
-        values = {f: raw[i] for i, f in enumerate(fields) if f and i < len(raw)}
-        record, problems, check = validate_row(values, domain, default_kind, today)
-        if record is not None and record["record_id"] in first_seen:
-            rid = record["record_id"]
-            first, fingerprint = first_seen[rid]
-            if fingerprint != _fingerprint(record):
-                versions.setdefault(rid, [(first, None)]).append((number, raw))
-                continue
-            problems, record = [RowError("record_id", f"duplicate of row {first}")], None
+    for chunk in chunks:
+        span = {"lo": chunk.first, "hi": chunk.first + chunk.cells.num_rows - 1}
+        con.register("chunk", plain_rows.prepare(chunk, rules.fields))
+        [(inserted,)] = con.execute(f"INSERT INTO incoming_all BY NAME {sql}", params).fetchall()
+        con.unregister("chunk")
+        read += inserted
+        others = [n for (n,) in con.execute(_NOT_PLAIN, span).fetchall()]
+        if others:
+            con.execute(
+                "DELETE FROM incoming_all WHERE row_no BETWEEN $lo AND $hi AND NOT plain", span
+            ).fetchall()
+            good = _checked_in_python(others, chunk.raw(others), rules, bad)
+            con.register("good", pa.Table.from_pylist(good, schema=_INCOMING))
+            con.execute(f"INSERT INTO incoming_all SELECT {names}, true FROM good").fetchall()
+            con.unregister("good")
+        held = [n for (n,) in con.execute(_MAYBE_LATE, span).fetchall()]
+        for number, raw in zip(held, chunk.raw(held), strict=True):
+            bad.hold(number, raw)
+    return read
+
+
+def _checked_in_python(
+    numbers: list[int], raws: list[list[str]], rules: _Rules, bad: Quarantine
+) -> list[dict[str, Any]]:
+    """validate_row for the rows SQL left: their records; the refused ones go to `bad`."""
+    good = []
+    for number, raw in zip(numbers, raws, strict=True):
+        values = {f: raw[i] for i, f in enumerate(rules.fields) if f and i < len(raw)}
+        record, problems, check = validate_row(
+            values, rules.domain, rules.default_kind, rules.today
+        )
         if record is None:
             bad.append((number, problems, raw))
             continue
-        first_seen[record["record_id"]] = (number, _fingerprint(record))
         record["row_no"] = number
         record["legacy_code"] = bool(check.problems)
-        chunk.append(record)
-        if len(chunk) >= 50_000:
-            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
-            chunk = []
-    batches.append(pa.RecordBatch.from_pylist(chunk, schema=_INCOMING))
+        good.append(record)
+    return good
+
+
+_NOT_PLAIN = (
+    "SELECT row_no FROM incoming_all WHERE row_no BETWEEN $lo AND $hi AND NOT plain ORDER BY row_no"
+)
+# The rows of a chunk that a later check may refuse: unregistered, an id the dataset holds, an id
+# given by another row of the file (its first row, if in an earlier chunk, is read again).
+# Each lookup is a semi join on the chunk's own ids, so that the tables of the whole file and the
+# dataset are scanned, not hashed, once a chunk.
+_MAYBE_LATE = (
+    "WITH c AS (SELECT row_no, credit_code, record_id FROM incoming_all "
+    "  WHERE row_no BETWEEN $lo AND $hi) "
+    "SELECT row_no FROM c WHERE credit_code NOT IN (SELECT credit_code FROM registered) "
+    "OR record_id IN (SELECT record_id FROM existing SEMI JOIN c USING (record_id)) "
+    "OR record_id IN (SELECT record_id FROM incoming_all SEMI JOIN c USING (record_id) "
+    "  GROUP BY record_id HAVING count(*) > 1) "
+    "ORDER BY row_no"
+)
+
+
+def _drop_repeats(con: duckdb.DuckDBPyConnection, bad: Quarantine) -> None:
+    """Record ids the file gives twice: the same content again is a duplicate of its first row;
+    different content makes every version's row refused (the file does not say which is
+    current). Only the first row of a plain repeat stays in incoming_all."""
+    repeats = con.execute(
+        "WITH f AS (SELECT record_id, min(row_no) AS first FROM incoming_all GROUP BY record_id "
+        "  HAVING count(*) > 1), "
+        f"d AS (SELECT i.row_no, i.record_id, f.first, {history.same_content('i', 'x')} AS same "
+        "  FROM incoming_all i JOIN f USING (record_id) JOIN incoming_all x ON x.row_no = f.first) "
+        "SELECT row_no, record_id, first, same, bool_or(NOT same) OVER (PARTITION BY record_id) "
+        "FROM d ORDER BY row_no"
+    ).fetchall()
+    versions: dict[str, list[int]] = {}
+    for number, rid, first, same, conflicting in repeats:
+        if conflicting and (number == first or not same):
+            versions.setdefault(rid, []).append(number)
+        elif number != first:
+            bad.append((number, [RowError("record_id", f"duplicate of row {first}")], None))
     for rid, given in versions.items():
-        rows_text = ", ".join(str(n) for n, _ in given)
+        rows_text = ", ".join(map(str, given))
         reason = RowError(
             "record_id",
             f"conflicting-versions: rows {rows_text} give different versions of record {rid}; "
             "send only the current one",
         )
-        for n, raw in given:
-            bad.append((n, [reason], raw))
-    return pa.Table.from_batches(batches, schema=_INCOMING), read, versions
+        for number in given:
+            bad.append((number, [reason], None))
+    dropped = [n for n, _, first, _, conflicting in repeats if conflicting or n != first]
+    if dropped:
+        con.register("dropped", pa.table({"row_no": pa.array(dropped, pa.int64())}))
+        con.execute(
+            "DELETE FROM incoming_all WHERE row_no IN (SELECT row_no FROM dropped)"
+        ).fetchall()
+        con.unregister("dropped")
+
+
+def _rows_at(
+    source: Callable[[], Iterator[batches.Chunk]], numbers: list[int]
+) -> Iterator[tuple[int, list[str]]]:
+    """Rows of the file by number (ascending), read again the way it was read."""
+    i = 0
+    for chunk in source():
+        if i == len(numbers):
+            return
+        end = chunk.first + chunk.cells.num_rows
+        here = [n for n in numbers[i:] if n < end]
+        yield from zip(here, chunk.raw(here), strict=True)
+        i += len(here)
 
 
 def _quarantine_late(con: duckdb.DuckDBPyConnection, bad: Quarantine) -> None:
@@ -394,7 +516,7 @@ def _quarantine_late(con: duckdb.DuckDBPyConnection, bad: Quarantine) -> None:
     already used by another subject or decision."""
     late = con.execute(
         "SELECT row_no, verdict, credit_code, record_id FROM incoming "
-        "WHERE verdict IN ('unregistered', 'conflict')"
+        "WHERE verdict IN ('unregistered', 'conflict') ORDER BY row_no"
     ).fetchall()
     for number, verdict, code, rid in late:
         if verdict == "unregistered":
@@ -413,6 +535,7 @@ def _quarantine_late(con: duckdb.DuckDBPyConnection, bad: Quarantine) -> None:
 _INCOMING = pa.schema(
     [*RECORD_ARROW_SCHEMA, pa.field("row_no", pa.int64()), pa.field("legacy_code", pa.bool_())]
 )
+_INCOMING_COLUMNS = (*RECORD_COLUMNS, ("row_no", "BIGINT"), ("legacy_code", "BOOLEAN"))
 
 
 def _merge(con, target: Path, now: datetime, writer: Writer, domain: Domain) -> None:
