@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/batch_speed.py
+	$(BIN)/python benchmarks/service_load.py
 
 lint: setup
 	$(BIN)/ruff check creditcert tests benchmarks tools
