@@ -377,3 +377,22 @@ def test_the_api_page_and_every_page_use_nothing_from_outside(server):
         assert not re.search(
             r'(src|href)="(https?:)?//', html
         )  # no CDN, font or script from elsewhere
+
+
+def test_concurrent_pdf_verifications_neither_crash_the_server_nor_change_the_verdict(
+    server, busy_report
+):
+    """PDFium is not thread-safe: before a lock, four PDFs verified at once killed the server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, pdf = busy_report
+
+    def one(_):
+        with server.client() as client:
+            return client.post("/api/v1/verify", files={"file": ("r.pdf", pdf, "application/pdf")})
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(one, range(12)))
+    assert [a.status_code for a in answers] == [200] * 12
+    assert {a.json()["verdict"] for a in answers} == {"accepted"}
+    assert server.process.poll() is None

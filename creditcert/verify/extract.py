@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -172,6 +173,11 @@ def embedded_envelope(reader) -> bytes:
     raise DecodeError("envelope", Reason.NO_ENVELOPE, f"no {ATTACHMENT} attached")
 
 
+# PDFium is not thread-safe, not even on different documents (pypdfium2's documentation): the
+# service verifies in threads, and two renders at once crashed the process. One at a time.
+PDFIUM = threading.Lock()
+
+
 def page_qr_texts(data: bytes) -> list[list[str]]:
     """The QR texts drawn on each page, as pdfium renders them.
 
@@ -182,22 +188,23 @@ def page_qr_texts(data: bytes) -> list[list[str]]:
     300 dpi. Pages that render the box to the very same pixels share one decode."""
     import pypdfium2
 
-    try:
-        pdf = pypdfium2.PdfDocument(data)
-    except Exception:
-        return []
-    decoded: dict[tuple[tuple[int, ...], bytes], list[str]] = {}
-    try:
-        texts = []
-        for index in range(len(pdf)):
-            page = pdf[index]
-            try:
-                texts.append(_page_texts(page, decoded))
-            finally:
-                page.close()
-        return texts
-    finally:
-        pdf.close()
+    with PDFIUM:
+        try:
+            pdf = pypdfium2.PdfDocument(data)
+        except Exception:
+            return []
+        decoded: dict[tuple[tuple[int, ...], bytes], list[str]] = {}
+        try:
+            texts = []
+            for index in range(len(pdf)):
+                page = pdf[index]
+                try:
+                    texts.append(_page_texts(page, decoded))
+                finally:
+                    page.close()
+            return texts
+        finally:
+            pdf.close()
 
 
 def _page_texts(page: Any, decoded: dict) -> list[str]:
