@@ -334,3 +334,8 @@ def test_cli_verifies_the_url_a_phone_read(issued):
     spoiled = url[:-1]
     bad = CliRunner().invoke(app, ["--home", str(issued["home"]), "verify", "--qr", spoiled])
     assert bad.exit_code == 1
+    positional = CliRunner().invoke(
+        app, ["--home", str(issued["home"]), "verify", url, "--at", AT.isoformat(), "--json"]
+    )  # as pasted: no --qr, and the // of the URL kept (a path would collapse it)
+    assert positional.exit_code == 0, positional.output
+    assert json.loads(positional.stdout)["number"] == report.document.number

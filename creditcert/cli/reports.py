@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -191,10 +192,13 @@ def revoke(
 @app.command()
 def verify(
     file: Annotated[
-        Path | None, typer.Argument(help="A report PDF, or a photo/scan (PNG, JPEG).")
+        str | None,
+        typer.Argument(
+            help="A report PDF, a photo/scan (PNG, JPEG), or the URL a phone read from the QR."
+        ),
     ] = None,
     qr: Annotated[
-        str | None, typer.Option("--qr", help="The text a phone read from the QR.")
+        str | None, typer.Option("--qr", help="The text (or URL) a phone read from the QR.")
     ] = None,
     number: Annotated[str | None, typer.Option("--number", help="A typed report number.")] = None,
     at: Annotated[
@@ -209,8 +213,10 @@ def verify(
         fail("give exactly one of FILE, --qr TEXT or --number N")
     when = parse_time(at, "--at") if at else now()
     city = open_city(home)
-    if file is not None:
-        result = city.verify(read_input(file), at=when)
+    if file is not None and re.match(r"(?i)https?://", file):  # the QR's URL (docs/report.md §3)
+        result = city.verify(file, at=when, kind=InputKind.QR)
+    elif file is not None:
+        result = city.verify(read_input(Path(file)), at=when)
     elif qr is not None:
         result = city.verify(qr, at=when, kind=InputKind.QR)
     else:
