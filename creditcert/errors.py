@@ -80,17 +80,22 @@ class DecodeError(CreditcertError):
         self.reason = reason
 
 
-class Reason(StrEnum):
-    """Every coded reason a check or a refusal carries, with its one-line meaning
-    (docs/verify.md lists them all; a test keeps the two in step)."""
+class CodedReason(StrEnum):
+    """A stable code with its one-line meaning: `Member = "code", "meaning"`. The base of every
+    reason enum (verification, tokens, batch outcomes), each listed in its document."""
 
     meaning: str
 
-    def __new__(cls, value: str, meaning: str) -> Reason:
+    def __new__(cls, value: str, meaning: str) -> CodedReason:
         member = str.__new__(cls, value)
         member._value_ = value
         member.meaning = meaning
         return member
+
+
+class Reason(CodedReason):
+    """Every coded reason a check or a refusal carries, with its one-line meaning
+    (docs/verify.md lists them all; a test keeps the two in step)."""
 
     OK = "ok", "the check passed"
     # reading the input
@@ -167,17 +172,9 @@ class Reason(StrEnum):
     VOIDED = "voided", "the number was voided: its issuance failed and no report exists"
 
 
-class TokenReason(StrEnum):
+class TokenReason(CodedReason):
     """Why a TokenError was raised, with its one-line meaning (docs/service.md lists them
     all; a test keeps the two in step). The first three are what a request's token can get."""
-
-    meaning: str
-
-    def __new__(cls, value: str, meaning: str) -> TokenReason:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     UNKNOWN = "unknown", "no token has this secret, or no token has this name"
     REVOKED = "revoked", "the token was revoked"

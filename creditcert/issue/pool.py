@@ -16,28 +16,25 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 from creditcert.city import City
 from creditcert.config import Settings
-from creditcert.errors import CreditcertError, RenderError, RequestError, SubjectError
+from creditcert.errors import (
+    CodedReason,
+    CreditcertError,
+    RenderError,
+    RequestError,
+    SubjectError,
+)
 from creditcert.files import process_running, write_atomically
 from creditcert.lookup import Request
 from creditcert.registry import RateLimited
 
 
-class BatchReason(StrEnum):
+class BatchReason(CodedReason):
     """Why an outcome is not a plain `issued`, as a batch's manifest records it (docs/report.md
     §8 lists them; a test keeps the two in step)."""
-
-    meaning: str
-
-    def __new__(cls, value: str, meaning: str) -> BatchReason:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
 
     RECOVERED = (
         "recovered",
