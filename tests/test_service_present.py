@@ -45,3 +45,20 @@ def test_each_line_takes_the_colour_of_its_worst_check_and_lines_without_checks_
         ("bad", "the signature does not cover the file"),
         ("unknown", "no registry"),
     ]
+
+
+def test_every_reason_but_ok_has_plain_words_in_both_languages():
+    from creditcert.service.present import PLAIN
+
+    assert set(Reason) - set(PLAIN) == {Reason.OK}
+    assert all(zh and en and zh != en for zh, en in PLAIN.values())
+
+
+def test_a_red_line_says_in_plain_words_what_went_wrong():
+    cl = Checklist()
+    cl.fail("integrity.pades", Reason.PADES_INVALID, "intact=False, valid=True")
+    [line] = plain_lines(
+        cl.result(number=None), own_code="210100", issuer_name=("沈阳市", "Shenyang")
+    )
+    assert line.why_zh.startswith("签名与内容不符") and "altered" in line.why_en
+    assert line.detail == "intact=False, valid=True"  # the checklist keeps the technical message

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from creditcert.errors import Reason as R
 from creditcert.verify.result import Check, Status, Verdict, Verification
 
 
@@ -15,7 +16,9 @@ class Line:
     state: str  # "ok" (green), "bad" (red), "unknown" (grey)
     zh: str
     en: str
-    detail: str  # the message of the check that decided the colour
+    detail: str  # the message of the check that decided the colour (technical, English)
+    why_zh: str = ""  # what it means, in plain words (for a red or grey line)
+    why_en: str = ""
 
 
 # (step prefixes, Chinese, English) per line; the issuer line's text names the issuer.
@@ -44,7 +47,10 @@ def plain_lines(result: Verification, *, own_code: str, issuer_name: tuple[str, 
             )
         if prefixes[0] == "scope.":
             words = _recognised(checks) or words
-        lines.append(Line(_state(decided), *words, decided.message))
+        why = (
+            PLAIN.get(decided.reason, ("", "")) if decided.status is not Status.PASSED else ("", "")
+        )
+        lines.append(Line(_state(decided), *words, decided.message, *why))
     return lines
 
 
@@ -86,4 +92,134 @@ VERDICT_WORDS = {
     ),
     Verdict.REJECTED: ("报告无效或被篡改", "Not valid: forged, altered, expired or revoked"),
     Verdict.CANNOT_DECIDE: ("无法判断", "Cannot decide"),
+}
+
+
+_UNREADABLE = (
+    "无法读取：不是完整的报告、照片或二维码内容",
+    "Cannot be read: not a whole report, photo or QR text",
+)
+_ALTERED = (
+    "签名与内容不符：报告在签发后被改动，或并非由此签发",
+    "The signature does not match: altered after issue, or not issued this way",
+)
+_KEY = (
+    "签名密钥不被认可：不是本中心或互认城市的有效签章",
+    "The signing key is not recognised: not a valid seal of this centre or a partner city",
+)
+_PARTNER = (
+    "无法取得互认城市的有效信任数据，请联系信用中心",
+    "No usable trust data for the partner city: ask the credit centre",
+)
+_NOT_ISSUED = (
+    "该编号的报告未完成签发，不存在有效报告",
+    "This number's report was never completed: no valid report exists",
+)
+
+# What each reason means to a reviewer, in plain words (every reason but `ok`; a test checks).
+PLAIN: dict[R, tuple[str, str]] = {
+    **dict.fromkeys(
+        [
+            R.TOO_LONG,
+            R.TOO_LARGE,
+            R.BAD_PREFIX,
+            R.BAD_BASE45,
+            R.BAD_DIGITS,
+            R.BAD_DIGIT_COUNT,
+            R.DIGIT_CHUNK_OVERFLOW,
+            R.BAD_ZLIB,
+            R.BAD_CBOR,
+            R.NOT_COSE_SIGN1,
+            R.BAD_COSE_STRUCTURE,
+            R.BAD_PROTECTED_HEADER,
+            R.UNSUPPORTED_ALGORITHM,
+            R.KID_NOT_PROTECTED,
+            R.BAD_CLAIMS,
+            R.BAD_DOCUMENT,
+            R.NOT_PDF,
+            R.BAD_PDF,
+            R.NO_ENVELOPE,
+            R.BAD_ENVELOPE,
+            R.NOT_AN_IMAGE,
+            R.IMAGE_TOO_LARGE,
+            R.MALFORMED,
+            R.BAD_CONTENT,
+        ],
+        _UNREADABLE,
+    ),
+    **dict.fromkeys(
+        [
+            R.BAD_SIGNATURE,
+            R.SIGNATURE_COUNT,
+            R.PADES_INVALID,
+            R.SIGNER_MISMATCH,
+            R.QR_PAGES_DIFFER,
+            R.QR_ENVELOPE_MISMATCH,
+            R.DIGEST_MISMATCH,
+            R.ENCRYPTED,
+        ],
+        _ALTERED,
+    ),
+    **dict.fromkeys(
+        [
+            R.UNKNOWN_KEY,
+            R.NOT_ISSUED_BY_ROOT,
+            R.KEY_NOT_VALID_AT_ISSUE,
+            R.ISSUER_MISMATCH,
+            R.KEY_UNUSABLE,
+            R.PIN_MISMATCH,
+        ],
+        _KEY,
+    ),
+    **dict.fromkeys(
+        [
+            R.PARTNER_UNAVAILABLE,
+            R.CATALOG_MISMATCH,
+            R.BAD_CATALOG,
+            R.NOT_VALID_NOW,
+            R.STALE_SEQUENCE,
+            R.REFUSED,
+        ],
+        _PARTNER,
+    ),
+    **dict.fromkeys([R.NOT_COMPLETED, R.VOIDED], _NOT_ISSUED),
+    R.NO_QR: ("照片中未识别到二维码", "No QR code could be read in the photo"),
+    R.SEVERAL_QR: ("照片中有多个不同的二维码", "The photo shows several different QR codes"),
+    R.BAD_NUMBER: (
+        "不是有效的报告编号（格式或校验位不符）",
+        "Not a report number (its shape or check character is wrong)",
+    ),
+    R.OTHER_ISSUER: (
+        "该编号属于其他城市，请向出具城市核验",
+        "The number belongs to another city: verify it there",
+    ),
+    R.EXPIRED: ("报告已过有效期", "The report's validity has ended"),
+    R.NOT_YET_VALID: ("报告的签发时间晚于核验时间", "The report was issued after the time checked"),
+    R.UNKNOWN_NUMBER: (
+        "出具机构的登记簿中没有该报告",
+        "The issuer's registry holds no such report",
+    ),
+    R.REVOKED: ("报告已被出具机构撤销", "The issuer has revoked the report"),
+    R.NO_REGISTRY: ("无法查询报告状态", "The report's status cannot be looked up here"),
+    R.NO_AGREEMENT: (
+        "与出具城市尚无互认协议",
+        "No mutual-recognition agreement with the issuing city",
+    ),
+    R.NOT_LIVE_AT_ISSUE: (
+        "报告签发时互认协议尚未生效",
+        "The agreement was not in force when it was issued",
+    ),
+    R.AGREEMENT_ENDED: ("互认协议已终止", "The mutual-recognition agreement has ended"),
+    R.NO_DOMAIN_RECOGNISED: (
+        "互认协议不涵盖该报告的任何领域",
+        "The agreement covers none of the report's domains",
+    ),
+    R.KEY_RETIRED: (
+        "签发时该签章密钥已停用",
+        "The key had been retired before the report's issue time",
+    ),
+    R.KEY_COMPROMISED: (
+        "签章密钥已报告泄露，此后签发的报告无效",
+        "The key was reported compromised before the issue time",
+    ),
 }
