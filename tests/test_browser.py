@@ -353,7 +353,7 @@ def test_a_typed_number_is_accepted_until_the_report_is_revoked(web, city, codes
     assert verdict(page) == "rejected"
     state, text = lines(page)[-1]
     assert state == "bad" and "在有效期内、未撤销" in text
-    assert "revoked" in page.locator("ul.lines > li.bad small").inner_text()
+    assert "报告已被出具机构撤销" in page.locator("ul.lines > li.bad small").inner_text()
     page.goto(f"/reports/{number}")
     assert "已撤销" in page.locator("dl.facts").inner_text()
     assert page.locator("#download").count() == 0  # nothing left to download

@@ -30,6 +30,7 @@ from creditcert.errors import (
 from creditcert.files import process_running, write_atomically
 from creditcert.lookup import Request
 from creditcert.registry import RateLimited
+from creditcert.verify.result import Verification
 
 
 class BatchReason(CodedReason):
@@ -70,13 +71,15 @@ class Outcome:
 _CITY: list[City] = []  # the worker's City, opened once by _start_worker
 
 
-def _start_worker(settings: Settings, batch_pid: int) -> None:
+def _start_worker(settings: Settings, batch_pid: int, renderer: bool = True) -> None:
     """A worker: dies with the process that started the pool (a killed batch leaves no issuer
-    running behind it), leaves Ctrl-C to that process, opens the City and loads the renderer."""
+    running behind it), leaves Ctrl-C to that process, opens the City and loads the renderer
+    (unless it only verifies)."""
     threading.Thread(target=_die_with, args=(batch_pid,), daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     city = City(settings)
-    _ = city.renderer
+    if renderer:
+        _ = city.renderer
     _CITY.append(city)
 
 
@@ -104,6 +107,11 @@ def _issue(code: str, request: Request, at: datetime, lang: str, copy_to: Path |
     if copy_to is None:
         return Outcome("issued", number=number, path=issued.path)
     return copy_pdf(copy_to, number, issued.pdf)
+
+
+def _verify(source: bytes, at: datetime) -> Verification:
+    """Verify a PDF or a photo in a worker (PDFium renders one page at a time per process)."""
+    return _CITY[0].verify(source, at=at)
 
 
 def copy_pdf(
@@ -149,10 +157,16 @@ class IssuePool:
     thread exists, with the renderer's modules imported once), or are spawned ('spawn')."""
 
     def __init__(
-        self, settings: Settings, *, workers: int | None = None, context: str = "forkserver"
+        self,
+        settings: Settings,
+        *,
+        workers: int | None = None,
+        context: str = "forkserver",
+        renderer: bool = True,
     ):
         self.settings = settings
         self.workers = workers or default_workers()
+        self.renderer = renderer
         self._context = multiprocessing.get_context(context)
         if context == "forkserver":
             self._context.set_forkserver_preload([__name__, "creditcert.issue.render"])
@@ -163,7 +177,7 @@ class IssuePool:
             self.workers,
             mp_context=self._context,
             initializer=_start_worker,
-            initargs=(self.settings, os.getpid()),
+            initargs=(self.settings, os.getpid(), self.renderer),
         )
 
     def submit(
@@ -176,12 +190,21 @@ class IssuePool:
         copy_to: Path | None = None,
     ) -> Future[Outcome]:
         """Issue a report for `code` at `at` in a worker (and copy the PDF to copy_to/)."""
+        return self._submit(_issue, code, request, at, lang, copy_to)
+
+    def verify(self, source: bytes, *, at: datetime) -> Future[Verification]:
+        """Verify a file in a worker: PDFs and photos are CPU-bound, and PDFium renders only
+        one page at a time per process (a pool made with renderer=False is enough)."""
+        return self._submit(_verify, source, at)
+
+    def _submit(self, fn, *args) -> Future:
+        """Submit to the workers; a pool broken by a dead worker is replaced first."""
         try:
-            return self._executor.submit(_issue, code, request, at, lang, copy_to)
+            return self._executor.submit(fn, *args)
         except BrokenProcessPool:
             self._executor.shutdown(wait=True)
             self._executor = self._new_executor()
-            return self._executor.submit(_issue, code, request, at, lang, copy_to)
+            return self._executor.submit(fn, *args)
 
     def close(self, *, cancel: bool = False) -> None:
         """Let the workers finish what they are issuing (and, unless `cancel`, what is queued),

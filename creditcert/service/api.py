@@ -215,8 +215,7 @@ async def verify(
         source, kind, label = number, InputKind.NUMBER, "number"
     else:
         raise Problem(400, "nothing-to-verify", "send a file, a qr text or a number")
-    result = await asyncio.to_thread(service.city.verify, source, at=service.clock(), kind=kind)
-    service.metrics.verified.labels(result.verdict.value, label).inc()
+    result = await service.verify(source, kind, label)
     request.state.number = result.number
     return result.to_json()
 

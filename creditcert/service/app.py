@@ -44,6 +44,7 @@ from creditcert.issue.pool import BatchReason, IssuePool, Outcome
 from creditcert.lookup import Request as ReportRequest
 from creditcert.model.clock import SHANGHAI
 from creditcert.service import guard
+from creditcert.verify.result import Verification
 
 HERE = Path(__file__).parent
 ACCESS = logging.getLogger("creditcert.access")
@@ -108,6 +109,7 @@ class Service:
     metrics: Metrics
     verify_limit: guard.RateLimit
     pool: IssuePool | None = None
+    verifiers: IssuePool | None = None  # workers without a renderer, for files
 
     async def issue(self, code: str, request: ReportRequest, *, lang: str) -> Outcome:
         """Issue in a warm worker process; failures become problems with stable codes."""
@@ -122,6 +124,20 @@ class Service:
             self.metrics.issued.inc()
             return outcome
         raise _issue_problem(outcome)
+
+    async def verify(self, source: bytes | str, kind, label: str) -> Verification:
+        """Verify: files (PDFs, photos: CPU-bound, and PDFium renders one page at a time per
+        process) in the verifying workers, texts and numbers (~2 ms) in a thread."""
+        at = self.clock()
+        if isinstance(source, bytes) and self.verifiers is not None:
+            try:
+                result = await asyncio.wrap_future(self.verifiers.verify(source, at=at))
+            except BrokenProcessPool:
+                raise Problem(503, "unavailable", "the verifying process died; try again") from None
+        else:
+            result = await asyncio.to_thread(self.city.verify, source, at=at, kind=kind)
+        self.metrics.verified.labels(result.verdict.value, label).inc()
+        return result
 
     def allow_verify(self, request: Request) -> None:
         client = guard.client_address(request, self.city.settings.service.trusted_proxies)
@@ -175,11 +191,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.pool = IssuePool(city.settings, workers=issue_workers)
+        service.verifiers = IssuePool(city.settings, renderer=False)
         try:
             yield
         finally:  # a report being rendered finishes (never half-issued); queued ones are dropped
             pool, service.pool = service.pool, None
-            await asyncio.to_thread(pool.close, cancel=True)
+            verifiers, service.verifiers = service.verifiers, None
+            await asyncio.gather(
+                asyncio.to_thread(pool.close, cancel=True),
+                asyncio.to_thread(verifiers.close, cancel=True),
+            )
 
     app = routed(lifespan=lifespan)
     app.state.service = service

@@ -100,7 +100,7 @@ async def verify_submit(request: Request) -> Response:
         source, kind, label = text, None, "text"
     else:
         raise Problem(400, "nothing-to-verify", "choose a file, paste the QR text or type a number")
-    result = await _verify(service, source, kind, label)
+    result = await service.verify(source, kind, label)
     request.state.number = result.number
     return _result_page(request, result)
 
@@ -111,15 +111,9 @@ async def verify_qr_url(request: Request, payload: str) -> Response:
     """Where a phone lands when it scans a report's QR: the URL is the QR's whole signed text."""
     service = service_of(request)
     service.allow_verify(request)
-    result = await _verify(service, str(request.url), InputKind.QR, "qr-url")
+    result = await service.verify(str(request.url), InputKind.QR, "qr-url")
     request.state.number = result.number
     return _result_page(request, result)
-
-
-async def _verify(service: Service, source, kind, label: str) -> Verification:
-    result = await asyncio.to_thread(service.city.verify, source, at=service.clock(), kind=kind)
-    service.metrics.verified.labels(result.verdict.value, label).inc()
-    return result
 
 
 def _result_page(request: Request, result: Verification) -> Response:
