@@ -396,3 +396,18 @@ def test_concurrent_pdf_verifications_neither_crash_the_server_nor_change_the_ve
     assert [a.status_code for a in answers] == [200] * 12
     assert {a.json()["verdict"] for a in answers} == {"accepted"}
     assert server.process.poll() is None
+
+
+def test_an_address_in_use_is_one_line_and_exit_2(home):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = run_cli(home, "serve", "--port", str(port))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (
+        refused.stderr.strip().startswith("error: cannot listen on 127.0.0.1")
+        and refused.stderr.count("\n") == 1
+    )

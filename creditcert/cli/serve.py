@@ -4,6 +4,7 @@ uvicorn on the app; the service itself lives in creditcert/service/."""
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from ipaddress import ip_address
 from typing import Annotated
@@ -20,6 +21,17 @@ def _loopback(host: str) -> bool:
         return ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _can_listen(host: str, port: int) -> None:
+    """One line and exit 2, before any worker starts, when the address cannot be listened on."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @app.command()
@@ -47,6 +59,7 @@ def serve(
     if demo and not _loopback(host):
         fail(f"--demo signs anyone in: it only runs on a loopback address, not {host}")
     city = open_city(home)
+    _can_listen(host, port)
     import uvicorn
 
     from creditcert.service.app import create_app
