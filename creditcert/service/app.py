@@ -104,7 +104,6 @@ class Service:
     city: City
     clock: Callable[[], datetime]
     demo: bool
-    issue_workers: int | None
     templates: Jinja2Templates
     metrics: Metrics
     verify_limit: guard.RateLimit
@@ -182,7 +181,6 @@ def create_app(
         city,
         clock,
         demo,
-        issue_workers,
         templates,
         Metrics(),
         guard.RateLimit(settings.verify_per_minute),
