@@ -284,6 +284,20 @@ class City:
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         return self.partners.import_bundle(data, pin=pin, at=at)
 
+    def add_partner(self, code: str, *, url: str, pin: str) -> None:
+        """Record where a partner's service publishes its bundle, and pin its root."""
+        from creditcert.trust import sync
+
+        sync.add(self.partners, code, url, pin)
+
+    def sync_partners(self, codes: Sequence[str] | None = None, *, at: datetime) -> list:
+        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`."""
+        from creditcert.trust import sync
+
+        chosen = list(codes) if codes else self.partners.codes()
+        with sync.new_client() as client:
+            return [sync.sync_one(self.partners, code, client, at=at) for code in chosen]
+
 
 def _number(typed: str) -> str:
     canonical = report_number.parse(typed)

@@ -182,6 +182,53 @@ def partner_import(
     raise typer.Exit(result.verdict.exit_code)
 
 
+@partner_app.command("add")
+def partner_add(
+    code: Annotated[str, typer.Argument(help="The partner's 6-digit city code.")],
+    url: Annotated[str, typer.Option(help="Base URL of the partner's service.")],
+    fingerprint: Annotated[
+        str, typer.Option(help="SHA-256 of the partner's root, learned out of band.")
+    ],
+    home: HomeOpt = None,
+) -> None:
+    """Record where a partner's service publishes its bundle (`partner sync` fetches it)."""
+    try:
+        open_city(home).add_partner(code, url=url, pin=fingerprint)
+    except PartnerError as exc:
+        fail(str(exc))
+    out.print(
+        f"partner {code}: {url.rstrip('/')} (root pinned); next: creditcert partner sync",
+        markup=False,
+    )
+
+
+@partner_app.command("sync")
+def partner_sync(
+    codes: Annotated[
+        list[str] | None, typer.Argument(help="Partner codes (default: every partner).")
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch partners' bundles from their services (conditional requests; every import check
+    applies; a bad or unreachable answer keeps the bundle held). Exit 0 all fetched or
+    unchanged, 1 some refused or unreachable."""
+    results = open_city(home).sync_partners(codes, at=now())
+    if as_json:
+        print_json(
+            {
+                "format": "creditcert.partner-sync/1",
+                "partners": [
+                    {"code": r.code, "status": r.status, "message": r.message} for r in results
+                ],
+            }
+        )
+    else:
+        for r in results:
+            out.print(f"{r.code}  {r.status:<11} {visible(r.message)}", markup=False)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
 @partner_app.command("list")
 def partner_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Partners whose bundles we hold, whether each is usable now, and our agreements."""

@@ -45,6 +45,10 @@ class PartnerStore:
         self.ours = ours
         self.own_code = own_code
 
+    def partner_dir(self, code: str) -> Path:
+        """<home>/partners/<code>/ (the code checked: six digits)."""
+        return self._where(code)
+
     def _where(self, code: str) -> Path:
         if not _CODE.fullmatch(code):
             raise PartnerError(f"{code!r} is not a 6-digit city code")
