@@ -347,12 +347,14 @@ def _load_known(con: duckdb.DuckDBPyConnection, register: Path, target: Path) ->
             f"CREATE TEMP TABLE existing AS SELECT record_id FROM ({existing})", params
         ).fetchall()
     except duckdb.Error as exc:
-        raise DataError(
-            f"cannot read {register} or {target} ({exc}); nothing was changed"
-        ) from None
+        raise _unreadable(register, target, exc) from None
     con.execute(
         f"CREATE TEMP TABLE incoming_all ({', '.join(f'{n} {t}' for n, t in _INCOMING_COLUMNS)}, plain BOOLEAN)"
     ).fetchall()
+
+
+def _unreadable(register: Path, target: Path, exc: duckdb.Error) -> DataError:
+    return DataError(f"cannot read {register} or {target} ({exc}); nothing was changed")
 
 
 def _records(target: Path) -> tuple[str, dict[str, str]]:
@@ -384,9 +386,7 @@ def _judge(con: duckdb.DuckDBPyConnection, register: Path, target: Path) -> None
             params,
         ).fetchall()
     except duckdb.Error as exc:
-        raise DataError(
-            f"cannot read {register} or {target} ({exc}); nothing was changed"
-        ) from None
+        raise _unreadable(register, target, exc) from None
     con.execute(
         "CREATE TEMP VIEW incoming AS "
         "SELECT i.*, v.verdict FROM incoming_all i JOIN verdicts v USING (row_no)"
