@@ -339,10 +339,14 @@ async def report_pdf(request: Request, number: str) -> Response:
             410, "not-available", "this report can no longer be downloaded", str(exc)
         ) from None
     request.state.number = entry.number
+    return _pdf_download(pdf, entry.number)
+
+
+def _pdf_download(pdf: bytes, number: str) -> Response:
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{entry.number}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'},
     )
 
 
@@ -415,8 +419,4 @@ async def remote_report_pdf(request: Request, number: str) -> Response:
     await asyncio.to_thread(_remote_entry, service, code, number)
     pdf = await asyncio.to_thread(service.city.remote_pdf, code, number)
     request.state.number = number
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'},
-    )
+    return _pdf_download(pdf, number)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from creditcert.envelope.application import MEDIA_TYPE
 from creditcert.errors import PartnerError
+from creditcert.trust.sync import bounded_body
 from creditcert.verify.result import Verification
 
 PATH = "/api/v1/applications"
@@ -70,7 +71,7 @@ def send(client, base_url: str, sealed: bytes) -> bytes | Refusal:
             timeout=ISSUE_TIMEOUT,
         ) as answer:
             limit = MAX_PDF if answer.status_code == 201 else MAX_PROBLEM
-            body = _bounded(answer, limit)
+            body = bounded_body(answer, limit, "the answer")
             status, kind = answer.status_code, answer.headers.get("content-type", "")
     except PartnerError:
         raise
@@ -88,15 +89,3 @@ def send(client, base_url: str, sealed: bytes) -> bytes | Refusal:
         )
     except (ValueError, AttributeError):
         raise PartnerError(f"{url} answered HTTP {status} ({kind or 'no type'})") from None
-
-
-def _bounded(answer, limit: int) -> bytes:
-    declared = answer.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PartnerError(f"the answer is {declared} bytes, more than {limit}")
-    body = bytearray()
-    for chunk in answer.iter_bytes():
-        body += chunk
-        if len(body) > limit:
-            raise PartnerError(f"the answer is more than {limit} bytes")
-    return bytes(body)

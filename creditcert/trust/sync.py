@@ -84,15 +84,21 @@ def fetch(client, state: SyncState) -> tuple[int, bytes, dict[str, str]]:
             return 304, b"", dict(answer.headers)
         if answer.status_code != 200:
             raise PartnerError(f"{state.url}{WELL_KNOWN} answered HTTP {answer.status_code}")
-        declared = answer.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BUNDLE:
-            raise PartnerError(f"the bundle is {declared} bytes, more than {MAX_BUNDLE}")
-        body = bytearray()
-        for chunk in answer.iter_bytes():
-            body += chunk
-            if len(body) > MAX_BUNDLE:
-                raise PartnerError(f"the bundle is more than {MAX_BUNDLE} bytes")
-        return 200, bytes(body), dict(answer.headers)
+        return 200, bounded_body(answer, MAX_BUNDLE, "the bundle"), dict(answer.headers)
+
+
+def bounded_body(answer, limit: int, what: str) -> bytes:
+    """An httpx streamed answer's body, read as it arrives and refused past `limit` bytes (a
+    declared length over it is refused before reading)."""
+    declared = answer.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PartnerError(f"{what} is {declared} bytes, more than {limit}")
+    body = bytearray()
+    for chunk in answer.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise PartnerError(f"{what} is more than {limit} bytes")
+    return bytes(body)
 
 
 def new_client(*, verify: str | bool = True):
