@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -334,7 +334,7 @@ class City:
         self,
         code: str,
         *,
-        at: datetime,
+        clock: Callable[[], datetime],
         domains: Sequence[str] | None = None,
         years: int = 3,
         lang: str = "zh-en",
@@ -342,7 +342,9 @@ class City:
     ) -> RemoteReport:
         """Ask the partner city that registers `code` to issue its report (the enterprise signed
         in here): a signed application to the partner's service, and the report it returns,
-        verified here before it is kept and handed over. Both registries record the request."""
+        verified here before it is kept and handed over. Both registries record the request.
+        `clock` is read when the application is signed and again when the report has come."""
+        at = clock()
         check = codes.validate(code)
         if not check.acceptable_if_registered:
             raise SubjectError(f"{check.code!r} is not a valid credit code: {check.describe()}")
@@ -381,7 +383,7 @@ class City:
         if isinstance(answer, remote.Refusal):
             self.settle_application(nonce, "refused", detail=answer.describe())
             raise PartnerError(f"{partner} refused the application: {answer.describe()}")
-        result = self.verify(answer, at=at)
+        result = self.verify(answer, at=clock())
         doc = result.document
         if result.verdict is not Verdict.ACCEPTED or doc is None:
             why = "; ".join(f"{c.reason}: {c.message}" for c in result.failures[:2])
