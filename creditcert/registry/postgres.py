@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -244,6 +245,7 @@ def _lock_key(subject_code: str, purpose: str | None, day: str) -> int:
 
 
 _SHARED: dict[tuple[int, str, bool], PostgresRegistry] = {}
+_SHARING = threading.Lock()  # the service's threads open the city's registry at once
 
 
 def shared(url: str, *, read_only: bool = False) -> PostgresRegistry:
@@ -251,9 +253,10 @@ def shared(url: str, *, read_only: bool = False) -> PostgresRegistry:
     a city opens its registry for every request, a pool is made once. A forked child makes its
     own (a connection cannot cross a fork)."""
     key = (os.getpid(), url, read_only)
-    if key not in _SHARED:
-        _SHARED[key] = PostgresRegistry(url, read_only=read_only)
-    return _SHARED[key]
+    with _SHARING:
+        if key not in _SHARED:
+            _SHARED[key] = PostgresRegistry(url, read_only=read_only)
+        return _SHARED[key]
 
 
 @atexit.register
