@@ -37,7 +37,7 @@ from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
-from creditcert.registry import STATUS_WORDS, ApplicationEntry, Entry, Replayed, SqliteRegistry
+from creditcert.registry import STATUS_WORDS, ApplicationEntry, Entry, Registry, Replayed
 from creditcert.registry import opened as registry_at
 from creditcert.rules import codes
 from creditcert.service.tokens import TokenStore
@@ -138,9 +138,43 @@ class City:
             yield store
 
     @contextmanager
-    def registry(self, *, read_only: bool = False) -> Iterator[SqliteRegistry]:
-        with registry_at(self.layout.registry, read_only=read_only) as registry:
-            yield registry
+    def registry(self, *, read_only: bool = False) -> Iterator[Registry]:
+        """registry.sqlite in the home, or the PostgreSQL registry of `[registry] url` (this
+        process's pool, kept between calls: docs/scale-out.md)."""
+        if self.settings.registry_url is None:
+            with registry_at(self.layout.registry, read_only=read_only) as registry:
+                yield registry
+        else:
+            from creditcert.registry import postgres  # psycopg only where it is used
+
+            yield postgres.shared(self.settings.registry_url, read_only=read_only)
+
+    @property
+    def has_registry(self) -> bool:
+        """Whether a registry is there to read (a file made by the first report, or a server)."""
+        return self.settings.registry_url is not None or self.layout.registry.exists()
+
+    def migrate_registry(self) -> tuple[int, int]:
+        """Bring the PostgreSQL registry's schema to this creditcert's version: (before, after)."""
+        from creditcert.registry import postgres
+
+        if self.settings.registry_url is None:
+            raise RegistryError(
+                f"{self.layout.config} has no [registry] url: the SQLite registry "
+                f"({self.layout.registry.name}) keeps its schema itself"
+            )
+        return postgres.migrate(self.settings.registry_url)
+
+    def copy_registry(self, url: str):
+        """Copy every row of this home's registry.sqlite into the PostgreSQL registry at `url`
+        (migrated first), and check each: a `Copied` (docs/scale-out.md)."""
+        from creditcert.registry import transfer
+
+        problem = config.registry_url_problem(url)
+        if problem:
+            raise RegistryError(f"the registry to copy to {problem}")
+        with registry_at(self.layout.registry, read_only=True) as source:
+            return transfer.copy(source, url)
 
     # --- asking --------------------------------------------------------------------------------
 
@@ -252,7 +286,7 @@ class City:
 
     def reports_of(self, subject_code: str) -> list[Entry]:
         """A subject's issued and revoked reports, newest first (its page on the service)."""
-        if not self.layout.registry.exists():
+        if not self.has_registry:
             return []
         with self.registry(read_only=True) as registry:
             return registry.reports_of(subject_code)
@@ -267,7 +301,7 @@ class City:
 
     # --- verifying -----------------------------------------------------------------------------
 
-    def trust(self, *, at: datetime, registry: SqliteRegistry | None = None) -> TrustStore:
+    def trust(self, *, at: datetime, registry: Registry | None = None) -> TrustStore:
         """Our own city and every partner whose bundle we hold, as usable at `at`."""
         return build_trust(self.keys, self.partners, at=at, registry=registry)
 
@@ -276,7 +310,7 @@ class City:
     ) -> Verification:
         """Verify a PDF or a photo (bytes), a QR text or a typed report number (str); the kind
         of input is sniffed unless given. Reads only: works on a read-only home."""
-        if self.layout.registry.exists():
+        if self.has_registry:
             try:
                 with self.registry(read_only=True) as registry:
                     trust = self.trust(at=at, registry=registry)
@@ -408,7 +442,7 @@ class City:
 
     def remote_reports(self, code: str) -> list[ApplicationEntry]:
         """The enterprise's applications forwarded from here, newest first."""
-        if not self.layout.registry.exists():
+        if not self.has_registry:
             return []
         with self.registry() as registry:
             return registry.applications_of(code.strip().upper(), "sent")

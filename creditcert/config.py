@@ -65,6 +65,7 @@ class Settings:
     repair_policy: RepairPolicy
     rate_limit_per_day: int
     service: Service = Service()
+    registry_url: str | None = None  # PostgreSQL (docs/scale-out.md); None: registry.sqlite
 
 
 TEMPLATE = """\
@@ -92,6 +93,10 @@ rate_limit_per_day = 1        # reports of one purpose per subject per day; 0 = 
 # verification page and still carries the whole signed payload (docs/report.md §3).
 base_url = "{base_url}"
 # trusted_proxies = ["10.0.0.0/8"]  # may assert an enterprise's identity (docs/service.md)
+
+# A registry shared by several issuing instances (docs/scale-out.md); default registry.sqlite here:
+# [registry]
+# url = "postgresql://creditcert@db.example:5432/creditcert"
 
 # Override a purpose preset of the catalog (keys: domains, years, validity_days):
 # [purposes.bidding]
@@ -149,7 +154,8 @@ def load(home: str | Path | None = None) -> Settings:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    only_keys(raw, {"format", "issuer", "data", "report", "purposes", "service"}, "top level", fail)
+    tables = {"format", "issuer", "data", "report", "purposes", "service", "registry"}
+    only_keys(raw, tables, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
     issuer_t = _table(raw, "issuer", fail)
@@ -183,6 +189,7 @@ def load(home: str | Path | None = None) -> Settings:
 
     catalog = _override_purposes(catalog, raw.get("purposes", {}), fail)
     service = _service(raw.get("service", {}), fail)
+    registry_url = _registry_url(raw.get("registry", {}), fail)
     return Settings(
         home=root,
         issuer=issuer,
@@ -192,7 +199,36 @@ def load(home: str | Path | None = None) -> Settings:
         repair_policy=policy,
         rate_limit_per_day=rate,
         service=service,
+        registry_url=registry_url,
     )
+
+
+def _registry_url(table: Any, fail) -> str | None:
+    """[registry] url: a postgresql:// (or postgres://) URL, or absent for the SQLite file."""
+    if not isinstance(table, dict):
+        raise fail("[registry]", "must be a table")
+    only_keys(table, {"url"}, "registry", fail)
+    if "url" not in table:
+        return None
+    url = _get(table, "registry.url", str, fail).strip()
+    problem = registry_url_problem(url)
+    if problem:
+        raise fail("registry.url", problem)
+    return url
+
+
+def registry_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a PostgreSQL registry, or None. The URL is never repeated: it may
+    hold a password."""
+    shape = "a URL like postgresql://user@host:5432/db (password from PGPASSWORD or ~/.pgpass)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"must be {shape}, got scheme {parts.scheme!r}"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"must be {shape}; its port is not a number"
+    return None
 
 
 def _service(table: Any, fail) -> Service:
