@@ -19,8 +19,10 @@ from creditcert.city import City
 from creditcert.cli.app import app
 from creditcert.data import sample
 from creditcert.data.bucket import ManifestConflict
+from creditcert.data.generation import indexed
 from creditcert.data.ingest import ingest_file
 from creditcert.data.manifest import FORMAT, MAX_BYTES, Manifest
+from creditcert.data.store import current_generation, generation_path
 from creditcert.errors import ConfigError, DataError
 from creditcert.model.clock import SHANGHAI
 
@@ -226,6 +228,12 @@ def test_an_ingest_on_one_instance_reaches_the_others_within_the_refresh_interva
         transport = reader.settings.catalog.domain("transport")
         assert held.dataset_info(transport).rows == before  # still its snapshot, still answering
     assert reader.mirror.last_pull.files == 1  # only the changed dataset was fetched
+    data = reader.settings.data_dir
+    _, _, patched = indexed(generation_path(data, current_generation(data)))
+    assert patched == 40  # its index patched with the 40 new rows, not rebuilt
+    with writer.store() as store:
+        codes = store.subject_codes(with_records=True, limit=40)
+    assert answers(reader, codes) == answers(writer, codes)
 
 
 def test_concurrent_writers_never_lose_one_anothers_update(tmp_path, s3_server, published):  # noqa: F811

@@ -247,7 +247,10 @@ def sample_export(
     """Write a department's penalty export (双公示 columns) of new records, to try ingest on."""
     from creditcert.data import sample
 
-    settings = open_city(home).settings
+    city = open_city(home)
+    settings = city.settings
+    if city.mirror is not None:  # the register it draws codes from: the bucket's current one
+        city.mirror.refresh()
     n = sample.export_department_file(
         settings.data_dir,
         settings.catalog,

@@ -335,11 +335,21 @@ class Writer:
         self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
         return rows
 
-    def adopt(self, key: str, path: Path, tmp: Path, file_id: str) -> None:
+    def adopt(
+        self,
+        key: str,
+        path: Path,
+        tmp: Path,
+        file_id: str,
+        *,
+        replaces: str | None = None,
+        changed_rows: pa.Table | None = None,
+    ) -> None:
         """Stage a complete file written elsewhere (a download) under its temporary name `tmp`
         (files.temp_path of `path`), keeping the id its metadata carries. `key` is a dataset, the
-        register, or another file's path relative to the data directory (never indexed)."""
-        self._staged[key] = _Staged(Source(key, path, file_id), tmp, None, None)
+        register, or another file's path relative to the data directory (never indexed).
+        `changed_rows`, as for `stage`, against the file of id `replaces`."""
+        self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
 
     def discard(self) -> None:
         """Delete what was staged and not installed (the writer failed before committing)."""

@@ -36,11 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+
 from creditcert import files
 from creditcert.config import ObjectStore
 from creditcert.data.bucket import Bucket, Fetched
 from creditcert.data.generation import parquet_rows
-from creditcert.data.index import Writer, WriterBusy, writing
+from creditcert.data.index import Writer, WriterBusy, bounded, writing
 from creditcert.data.manifest import Entry, Manifest
 from creditcert.data.store import (
     SUBJECTS_KEY,
@@ -185,6 +188,7 @@ class Mirror:
             e for e in manifest.files.values() if _local_id(self.data_dir / e.path) != e.file_id
         ]
         self._drop_uncommitted(manifest)
+        indexed = {SUBJECTS_KEY} | {d.dataset for d in self.catalog.domains}
         tmps = {e.path: files.temp_path(self.data_dir / e.path) for e in wanted}
         for tmp in tmps.values():
             tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +201,14 @@ class Mirror:
                         f"{self.bucket.where(e.key)}: its Parquet metadata carries another file "
                         "id than the manifest names; not taken in"
                     )
-                writer.adopt(_relative_key(e.path), self.data_dir / e.path, tmps[e.path], e.file_id)
+                path, key = self.data_dir / e.path, _relative_key(e.path)
+                old = _local_id(path)
+                changed = (
+                    _changed_rows(path, tmps[e.path], self.data_dir)
+                    if old and key in indexed
+                    else None
+                )
+                writer.adopt(key, path, tmps[e.path], e.file_id, replaces=old, changed_rows=changed)
         except BaseException:
             for tmp in tmps.values():
                 tmp.unlink(missing_ok=True)
@@ -211,6 +222,7 @@ class Mirror:
         """Files a writer here installed but never published to the bucket (it crashed, or lost
         the race): the bucket has no version of them, so they go. A dataset the local index
         holds stays (a copy made before the bucket was used: the next writer publishes it)."""
+        files.remove_debris(self.data_dir / "history")  # downloads a killed pull left
         pending = {i for ids in pending_ids(self.data_dir).values() for i in ids}
         for folder in ("records", "history"):
             for path in sorted((self.data_dir / folder).glob("*.parquet")):
@@ -330,6 +342,23 @@ def _local_id(path: Path) -> str | None:
         return read_file_id(path)
     except (FileNotFoundError, DataError):
         return None
+
+
+def _changed_rows(old: Path, new: Path, data_dir: Path) -> pa.Table | None:
+    """The rows of `new` that `old` does not hold as they are (added, or corrected): the local
+    index then patches only these, as after a local ingest, instead of taking in the whole
+    file (which past 50 000 rows means rebuilding the whole index). Rows `old` has and `new`
+    lacks are not listed; the index's row count check then takes in the whole file."""
+    con = bounded(duckdb.connect(), data_dir / ".spill")
+    try:
+        return con.sql(
+            "SELECT * FROM read_parquet(?) EXCEPT ALL SELECT * FROM read_parquet(?)",
+            params=[str(new), str(old)],
+        ).to_arrow_table()
+    except duckdb.Error:
+        return None  # the whole file, then
+    finally:
+        con.close()
 
 
 def _entry(data_dir: Path, path: Path, file_id: str) -> Entry:
