@@ -295,9 +295,10 @@ def test_a_writer_killed_around_the_manifest_leaves_one_generation_and_a_rerun_c
     assert killed.returncode == -9
     assert manifest(s3_server, published).generation == 2
     assert transport_rows(other) == base + 25
-    again = run_cli(home, *command)
+    again = run_cli(home, *command, "--json")
     assert again.returncode == 0, again.stderr
-    assert "accepted 0" in again.stdout and "already present 25" in again.stdout
+    result = json.loads(again.stdout)
+    assert (result["accepted"], result["already_present"]) == (0, 25)
     assert manifest(s3_server, published).generation == 2  # nothing new to publish
     assert transport_rows(City.open(home)) == base + 25
 
