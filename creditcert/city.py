@@ -19,14 +19,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from creditcert import config, lookup
 from creditcert.config import Settings
 from creditcert.data import history
+from creditcert.data.index import Sync
 from creditcert.data.store import Store, Subject
 from creditcert.envelope.application import Application, seal_application
 from creditcert.errors import (
     CreditcertError,
+    DataError,
     IssueError,
     PartnerError,
     RegistryError,
@@ -97,6 +100,13 @@ class Layout:
         return self.home / "remote"
 
 
+if TYPE_CHECKING:
+    from creditcert.data.remote import Mirror, Pulled
+
+_T = TypeVar("_T")
+_WRITE_ATTEMPTS = 3
+
+
 class City:
     """A city's home: settings, data, keys, registry and partners, and what can be done with them."""
 
@@ -134,8 +144,50 @@ class City:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        """The data as this instance holds it; with the datasets on object storage, a newer
+        generation of the bucket is taken in first when one is found (checked at most every
+        `data.refresh_seconds`)."""
+        if self.mirror is not None:
+            self.mirror.refresh()
         with Store(self.settings.data_dir, self.settings.catalog) as store:
             yield store
+
+    # --- the data's writers --------------------------------------------------------------------
+
+    @cached_property
+    def mirror(self) -> Mirror | None:
+        """This instance's working copy of the datasets on object storage (a
+        creditcert.data.remote.Mirror), or None when `data.location` is a local directory."""
+        if self.settings.object_store is None:
+            return None
+        from creditcert.data.remote import Mirror
+
+        s = self.settings
+        return Mirror(s.object_store, s.data_dir, s.catalog)
+
+    def write_data(self, write: Callable[[Sync | None], _T]) -> _T:
+        """Run a writer of the data (ingest, register import, sample generate, reindex), given
+        the `sync` to pass it. With the datasets on object storage, a run that another instance
+        overtook (ManifestConflict: nothing of it was published) is run again on the newer
+        data, up to three times in all."""
+        from creditcert.data.bucket import ManifestConflict
+
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return write(self.mirror)
+            except ManifestConflict:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def pull_data(self) -> Pulled:
+        """Take in the bucket's current generation now, whatever the refresh interval (a
+        creditcert.data.remote.Pulled); DataError when the data is not on object storage."""
+        if self.mirror is None:
+            raise DataError(
+                f"data.location is the local directory {self.settings.data_dir}: nothing to pull"
+            )
+        return self.mirror.refresh(force=True)
 
     @contextmanager
     def registry(self, *, read_only: bool = False) -> Iterator[Registry]:
@@ -226,6 +278,8 @@ class City:
         `at`, the version each had at that time (what a report issued then rested on)."""
         catalog = self.settings.catalog
         chosen = [catalog.domain(d) for d in domains] if domains else None
+        if self.mirror is not None:
+            self.mirror.refresh()
         return history.versions(self.settings.data_dir, catalog, code, domains=chosen, at=at)
 
     # --- issuing -------------------------------------------------------------------------------

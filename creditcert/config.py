@@ -56,6 +56,24 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectStore:
+    """Where the datasets of record live when `data.location` is an s3:// URL (docs/scale-out.md,
+    "Datasets on object storage"). Credentials are not settings: they come from the standard
+    AWS sources (environment, shared credentials file with `profile`), never from this file."""
+
+    bucket: str
+    prefix: str  # "" or a key prefix without leading or trailing slash
+    endpoint: str | None  # http(s) URL of an S3-compatible server; None: AWS's own
+    region: str | None
+    profile: str | None  # a profile of the shared AWS credentials file
+    refresh_seconds: int  # how often a running instance checks the bucket for a newer manifest
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     issuer: Issuer
@@ -66,6 +84,7 @@ class Settings:
     rate_limit_per_day: int
     service: Service = Service()
     registry_url: str | None = None  # PostgreSQL (docs/scale-out.md); None: registry.sqlite
+    object_store: ObjectStore | None = None  # data_dir is then the instance's local working copy
 
 
 TEMPLATE = """\
@@ -167,10 +186,9 @@ def load(home: str | Path | None = None) -> Settings:
     issuer = Issuer(admin_code, name, issuer_t.get("name_en", name))
 
     data_t = _table(raw, "data", fail)
-    only_keys(data_t, {"catalog", "location", "complete_from"}, "data", fail)
+    only_keys(data_t, {"catalog", "location", "complete_from", *_OBJECT_STORE_KEYS}, "data", fail)
     location = _get(data_t, "data.location", str, fail)
-    if "://" in location:
-        raise fail("data.location", "remote dataset locations are not supported yet; use a path")
+    object_store, data_dir = _data_location(root, location, data_t, fail)
     complete_from = _get(data_t, "data.complete_from", date, fail)
     catalog_path = root / _get(data_t, "data.catalog", str, fail)
     catalog = catalog_mod.load(catalog_path)
@@ -194,12 +212,13 @@ def load(home: str | Path | None = None) -> Settings:
         home=root,
         issuer=issuer,
         catalog=catalog,
-        data_dir=(root / location).resolve(),
+        data_dir=data_dir,
         complete_from=complete_from,
         repair_policy=policy,
         rate_limit_per_day=rate,
         service=service,
         registry_url=registry_url,
+        object_store=object_store,
     )
 
 
@@ -229,6 +248,50 @@ def registry_url_problem(url: str) -> str | None:
     except ValueError:
         return f"must be {shape}; its port is not a number"
     return None
+
+
+_OBJECT_STORE_KEYS = {"endpoint", "region", "profile", "cache", "refresh_seconds"}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+
+
+def _data_location(root: Path, location: str, table: dict, fail) -> tuple[ObjectStore | None, Path]:
+    """The object store, if `location` is an s3:// URL, and the local data directory: the
+    location itself, or the instance's working copy of the bucket (`data.cache`)."""
+    if "://" not in location:
+        extra = sorted(_OBJECT_STORE_KEYS & set(table))
+        if extra:
+            raise fail(f"data.{extra[0]}", "only applies to an s3:// data.location")
+        return None, (root / location).resolve()
+    parts = urlsplit(location)
+    prefix = parts.path.strip("/")
+    if parts.scheme != "s3" or not _BUCKET.match(parts.netloc or ""):
+        raise fail("data.location", f"must be a path or s3://bucket/prefix, got {location!r}")
+    if parts.query or parts.fragment or not _PREFIX.match(prefix) or ".." in prefix.split("/"):
+        raise fail("data.location", f"the prefix of {location!r} must be a plain key prefix")
+    for key in ("endpoint", "region", "profile", "cache"):
+        if key in table:
+            _get(table, f"data.{key}", str, fail)
+    endpoint = table.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint is not None:
+        target = urlsplit(str(endpoint))
+        if target.scheme not in ("http", "https") or not target.hostname or target.query:
+            raise fail("data.endpoint", f"must be an http(s) URL, got {endpoint!r}")
+    region = table.get("region") or os.environ.get("AWS_REGION")
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or None
+    refresh = table.get("refresh_seconds", 30)
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise fail("data.refresh_seconds", f"must be an integer ≥ 0, got {refresh!r}")
+    store = ObjectStore(
+        bucket=parts.netloc,
+        prefix=prefix,
+        endpoint=str(endpoint).rstrip("/") if endpoint else None,
+        region=region,
+        profile=table.get("profile"),
+        refresh_seconds=refresh,
+    )
+    return store, (root / table.get("cache", "cache/data")).resolve()
 
 
 def _service(table: Any, fail) -> Service:
