@@ -305,7 +305,13 @@ class City:
                 renderer=renderer,
                 reports_dir=self.layout.reports,
                 lang=lang,
+                keep=self._keep_shared if self.mirror is not None else None,
             )
+
+    def _keep_shared(self, number: str, pdf: bytes) -> None:
+        """With the datasets on object storage, a kept PDF is also put in the bucket before its
+        number is marked issued: any instance can give it again (docs/scale-out.md)."""
+        self.mirror.bucket.put_bytes(f"{KEPT_PREFIX}/{number}.pdf", pdf, "application/pdf")
 
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
         """Revoke an issued report; it no longer counts toward the subject's rate limit, so a
@@ -334,9 +340,22 @@ class City:
         try:
             return entry, path.read_bytes()
         except FileNotFoundError:
+            shared = self._shared_pdf(canonical)
+            if shared is not None:
+                return entry, shared
             raise IssueError(
                 f"{path}: the kept PDF of {canonical} is missing (restore reports/ from a backup)"
             ) from None
+
+    def _shared_pdf(self, number: str) -> bytes | None:
+        """A PDF another instance issued, from the bucket (kept here too, for next time)."""
+        if self.mirror is None:
+            return None
+        pdf = self.mirror.bucket.get_bytes(f"{KEPT_PREFIX}/{number}.pdf", remote.MAX_PDF)
+        if pdf is not None:
+            self.layout.reports.mkdir(parents=True, exist_ok=True)
+            write_atomically(pdf_path(self.layout.reports, number), pdf)
+        return pdf
 
     def reports_of(self, subject_code: str) -> list[Entry]:
         """A subject's issued and revoked reports, newest first (its page on the service)."""
@@ -562,6 +581,9 @@ def _entry_of(application: Application, direction: str, partner: str, at: dateti
         application.nonce.hex(), direction, partner, application.subject_code,
         application.domains, application.sent_at, at,
     )  # fmt: skip
+
+
+KEPT_PREFIX = "reports"  # kept PDFs in the bucket, beside the datasets (docs/scale-out.md)
 
 
 def _number(typed: str) -> str:

@@ -179,6 +179,33 @@ class Bucket:
             dest.unlink(missing_ok=True)
             raise DataError(f"{where}: content differs from the manifest's SHA-256; not taken in")
 
+    def put_bytes(self, relative: str, data: bytes, content_type: str) -> None:
+        """Store a small object whole (a kept report's PDF)."""
+        try:
+            self.client.put_object(
+                Bucket=self.store.bucket, Key=self.key(relative), Body=data,
+                ContentType=content_type,
+            )  # fmt: skip
+        except Exception as exc:
+            raise _failure(exc, self.where(relative)) from None
+
+    def get_bytes(self, relative: str, limit: int) -> bytes | None:
+        """A small object whole, at most `limit` bytes; None when there is no such object."""
+        where = self.where(relative)
+        try:
+            answer = self.client.get_object(Bucket=self.store.bucket, Key=self.key(relative))
+        except Exception as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise _failure(exc, where) from None
+        body = answer["Body"]
+        try:
+            if answer.get("ContentLength", 0) > limit:
+                raise DataError(f"{where}: larger than {limit} bytes; refused")
+            return self._read(body, limit + 1, where)
+        finally:
+            body.close()
+
     def _read(self, body, limit: int, where: str) -> bytes:
         return b"".join(self._chunks(body, limit, where))
 
