@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,13 @@ class PgServer:
 def pg_server_fixture() -> Iterator[PgServer]:
     """The session's server (import `pg_server_fixture` and `pg_url_fixture`; ask for
     `pg_server` and `pg_url`)."""
+    with running_pg() as server:
+        yield server
+
+
+@contextmanager
+def running_pg() -> Iterator[PgServer]:
+    """A throwaway cluster on a free loopback port until the block ends (tests and benchmarks)."""
     bin_dir = _bin_dir()
     as_root = os.geteuid() == 0
     run_as = ["runuser", "-u", "postgres", "--"] if as_root else []

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,14 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> Iterator[S3Server]:
-    root = tmp_path_factory.mktemp("seaweedfs")
+    with running_s3(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@contextmanager
+def running_s3(root: Path) -> Iterator[S3Server]:
+    """SeaweedFS with one identity and one bucket, its data under `root`, until the block ends
+    (tests and benchmarks)."""
     access, secret = "creditcert-test", secrets.token_hex(20)
     config = root / "s3.json"
     config.write_text(
