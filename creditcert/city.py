@@ -77,6 +77,11 @@ class Layout:
     def tokens(self) -> Path:
         return self.home / "tokens.json"
 
+    @property
+    def sync_lock(self) -> Path:
+        """Held by whichever process syncs partners' bundles, one at a time."""
+        return self.partners / "sync.lock"
+
 
 class City:
     """A city's home: settings, data, keys, registry and partners, and what can be done with them."""
@@ -253,18 +258,31 @@ class City:
         return build_trust(self.keys, self.partners, at=at, registry=registry)
 
     def verify(
-        self, source: bytes | str, *, at: datetime, kind: InputKind | None = None
+        self,
+        source: bytes | str,
+        *,
+        at: datetime,
+        kind: InputKind | None = None,
+        online: object | None = None,
     ) -> Verification:
         """Verify a PDF or a photo (bytes), a QR text or a typed report number (str); the kind
-        of input is sniffed unless given. Reads only: works on a read-only home."""
+        of input is sniffed unless given. Reads only: works on a read-only home. `online` (a
+        client from `partner_client()`) lets a partner's typed number be asked of its service;
+        without it nothing touches the network, and PDFs and QR codes never do."""
+        status = None
+        if online is not None:
+            from creditcert.trust.status import PartnerStatus
+
+            timeout = self.settings.partners.status_timeout
+            status = PartnerStatus(self.partners, online, timeout=timeout)
         if self.layout.registry.exists():
             try:
                 with self.registry(read_only=True) as registry:
                     trust = self.trust(at=at, registry=registry)
-                    return Verifier(trust, at=at).verify(source, kind)
+                    return Verifier(trust, at=at, status=status).verify(source, kind)
             except RegistryError:
                 pass  # an unreadable registry answers nothing: our numbers are cannot-decide
-        return Verifier(self.trust(at=at), at=at).verify(source, kind)
+        return Verifier(self.trust(at=at), at=at, status=status).verify(source, kind)
 
     # --- partners ------------------------------------------------------------------------------
 
@@ -281,6 +299,22 @@ class City:
         write_atomically(self.layout.published_bundle, bundle)
         return bundle
 
+    def republish(self, *, at: datetime) -> bytes | None:
+        """Export the published bundle again, so that partners syncing from our service learn
+        of a revocation within their sync interval: None when this city publishes no bundle
+        (no published/bundle.cose yet). KeyFileError when the root key is not at hand (kept
+        offline): then an operator runs `creditcert partner export` with it."""
+        if not self.layout.published_bundle.exists():
+            return None
+        return self.export_bundle(at=at)
+
+    def partner_client(self):
+        """An HTTP client for partners' services: TLS verified against `partners.ca_bundle`
+        (else the system's CAs), no redirects, bounded timeouts. Close it (a context manager)."""
+        from creditcert.trust import sync
+
+        return sync.new_client(ca_bundle=self.settings.partners.ca_bundle)
+
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         return self.partners.import_bundle(data, pin=pin, at=at)
 
@@ -290,13 +324,20 @@ class City:
 
         sync.add(self.partners, code, url, pin)
 
-    def sync_partners(self, codes: Sequence[str] | None = None, *, at: datetime) -> list:
-        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`."""
+    def sync_partners(
+        self, codes: Sequence[str] | None = None, *, at: datetime, wait: bool = True
+    ) -> list | None:
+        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`.
+        One process syncs a home at a time (partners/sync.lock): this waits for another's sync
+        to end, or with `wait=False` returns None at once while one runs."""
         from creditcert.trust import sync
 
-        chosen = list(codes) if codes else self.partners.codes()
-        with sync.new_client() as client:
-            return [sync.sync_one(self.partners, code, client, at=at) for code in chosen]
+        with sync.locked(self.layout.sync_lock, wait=wait) as held:
+            if not held:
+                return None
+            chosen = list(codes) if codes else self.partners.codes()
+            with self.partner_client() as client:
+                return [sync.sync_one(self.partners, code, client, at=at) for code in chosen]
 
 
 def _number(typed: str) -> str:

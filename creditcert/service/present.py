@@ -193,6 +193,10 @@ PLAIN: dict[R, tuple[str, str]] = {
         "该编号属于其他城市，请向出具城市核验",
         "The number belongs to another city: verify it there",
     ),
+    R.STATUS_UNREACHABLE: (
+        "暂时无法向出具城市查询该编号，请核验 PDF 或二维码",
+        "The issuing city cannot be asked about this number now: verify the PDF or QR code",
+    ),
     R.EXPIRED: ("报告已过有效期", "The report's validity has ended"),
     R.NOT_YET_VALID: ("报告的签发时间晚于核验时间", "The report was issued after the time checked"),
     R.UNKNOWN_NUMBER: (
