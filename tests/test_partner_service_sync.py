@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from creditcert import config
 from creditcert.city import City
 from creditcert.model import report_number
-from creditcert.model.clock import SHANGHAI
 from creditcert.trust.keys import fingerprint
 
 from .conftest import run_cli
 from .service_server import free_port, service_home, serving
+from .test_partner_sync import agree, now, partner_home
 
 pytestmark = pytest.mark.slow  # two real server processes
 
@@ -32,10 +30,6 @@ REJECTED = 'data-verdict="rejected"'
 UNDECIDED = 'data-verdict="cannot-decide"'
 
 
-def now() -> datetime:
-    return datetime.now(SHANGHAI)
-
-
 @pytest.fixture(scope="module")
 def shenyang(tmp_path_factory):
     return service_home(tmp_path_factory.mktemp("shenyang"))
@@ -43,23 +37,8 @@ def shenyang(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def maoming(tmp_path_factory, shenyang):
-    home = tmp_path_factory.mktemp("maoming") / "city"
-    config.init(home, admin_code="440900", name="茂名市", name_en="Maoming")
-    shutil.copytree(shenyang / "data", home / "data", dirs_exist_ok=True)
-    with (home / "creditcert.toml").open("a", encoding="utf-8") as toml:
-        toml.write(f"\n[partners]\nsync_interval = {INTERVAL}\nstatus_timeout = 3\n")
-    City.open(home).keys.init(now() - timedelta(minutes=5))
-    return home
-
-
-def agree(home) -> None:
-    today = now().date()
-    agreement = (
-        f'format = 1\npartner = "210100"\nstart = {today - timedelta(days=30)}\n'
-        f'end = {today + timedelta(days=365)}\n\n[mapping]\ntaxation = "taxation"\n'
-        'market-regulation = "market-regulation"\n'
-    )
-    City.open(home).partners.add_agreement(agreement, source="test", at=now())
+    settings = f"\n[partners]\nsync_interval = {INTERVAL}\nstatus_timeout = 3\n"
+    return partner_home(tmp_path_factory.mktemp("maoming"), shenyang, settings)
 
 
 def page(client, text: str) -> str:

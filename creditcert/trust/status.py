@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from creditcert.errors import PartnerError
 from creditcert.trust.partners import PartnerStore
+from creditcert.trust.sync import read_bounded
 
 STATUS_FORMAT = "creditcert.api.status/1"
 STATUSES = ("issued", "revoked", "void", "pending", "unknown")
@@ -58,16 +59,12 @@ class PartnerStatus:
             ) as answer:
                 if answer.status_code != 200:
                     raise PartnerError(f"{url} answered HTTP {answer.status_code}")
-                body = bytearray()
-                for chunk in answer.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_ANSWER:
-                        raise PartnerError(f"{url}: the answer is more than {MAX_ANSWER} bytes")
+                body = read_bounded(answer, MAX_ANSWER, f"{url}: the answer")
         except PartnerError:
             raise
         except Exception as exc:  # httpx's transport errors: refused, timed out, TLS
             raise PartnerError(f"{url}: {type(exc).__name__}: {exc}") from None
-        return parse_answer(bytes(body), number, source=url)
+        return parse_answer(body, number, source=url)
 
 
 def parse_answer(body: bytes, number: str, *, source: str) -> NumberStatus:

@@ -96,15 +96,21 @@ def fetch(client, state: SyncState) -> tuple[int, bytes, dict[str, str]]:
             return 304, b"", dict(answer.headers)
         if answer.status_code != 200:
             raise PartnerError(f"{state.url}{WELL_KNOWN} answered HTTP {answer.status_code}")
-        declared = answer.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BUNDLE:
-            raise PartnerError(f"the bundle is {declared} bytes, more than {MAX_BUNDLE}")
-        body = bytearray()
-        for chunk in answer.iter_bytes():
-            body += chunk
-            if len(body) > MAX_BUNDLE:
-                raise PartnerError(f"the bundle is more than {MAX_BUNDLE} bytes")
-        return 200, bytes(body), dict(answer.headers)
+        return 200, read_bounded(answer, MAX_BUNDLE, "the bundle"), dict(answer.headers)
+
+
+def read_bounded(answer, limit: int, what: str) -> bytes:
+    """An httpx streamed answer's body, refused (PartnerError) once it is over `limit` bytes:
+    by its declared length before reading, else as it arrives."""
+    declared = answer.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PartnerError(f"{what} is {declared} bytes, more than {limit}")
+    body = bytearray()
+    for chunk in answer.iter_bytes():
+        body += chunk
+        if len(body) > limit:
+            raise PartnerError(f"{what} is more than {limit} bytes")
+    return bytes(body)
 
 
 def new_client(*, ca_bundle: Path | None = None, timeout: float = TIMEOUT):
