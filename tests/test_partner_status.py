@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, generate_latest
 
 from creditcert import config
-from creditcert.errors import ConfigError
+from creditcert.errors import ConfigError, KeyFileError
 from creditcert.model.report_number import new_number
 from creditcert.service.syncer import PartnerSync, SyncMetrics
 from creditcert.trust import sync
@@ -321,3 +321,17 @@ def test_the_statuses_read_are_those_our_own_endpoint_gives():
     from creditcert.service.api import Status as Answer
 
     assert set(STATUSES) == set(Answer.model_fields["status"].annotation.__args__)
+
+
+def test_republish_only_where_a_bundle_is_published_and_with_the_root_key(
+    tmp_path, _fresh_template
+):
+    city = make_city(tmp_path, "230700", "伊春市", _fresh_template)
+    assert city.republish(at=NOW) is None  # publishes nothing: nothing to refresh
+    first = bundle_of(city)
+    again = city.republish(at=NOW + timedelta(minutes=1))
+    assert again != first and city.layout.published_bundle.read_bytes() == again
+    city.keys.root_key.rename(tmp_path / "offline.key")  # the root key kept offline
+    with pytest.raises(KeyFileError, match="root"):
+        city.republish(at=NOW + timedelta(minutes=2))
+    assert city.layout.published_bundle.read_bytes() == again
