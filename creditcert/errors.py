@@ -174,6 +174,17 @@ class Reason(CodedReason):
     # issuance that did not complete (docs/report.md §7)
     NOT_COMPLETED = "not-completed", "the number was drawn but its report was never completed"
     VOIDED = "voided", "the number was voided: its issuance failed and no report exists"
+    # remote applications from partners (docs/partners.md, "Remote application")
+    BAD_APPLICATION = "bad-application", "the request is not a complete creditcert.application/1"
+    NOT_FROM_A_PARTNER = (
+        "not-from-a-partner",
+        "the request is signed by our own key, not a partner's",
+    )
+    SENDER_MISMATCH = "sender-mismatch", "the request names another city than the one that signed"
+    NOT_ADDRESSED_TO_US = "not-addressed-to-us", "the request is addressed to another city"
+    OUTSIDE_TIME_WINDOW = "outside-time-window", "the request was sent too long before or after now"
+    DOMAIN_NOT_AGREED = "domain-not-agreed", "a requested domain is outside the agreement"
+    REPLAYED = "replayed", "a request with this nonce was received before"
 
 
 class TokenReason(CodedReason):

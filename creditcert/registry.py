@@ -41,6 +41,19 @@ CREATE TABLE IF NOT EXISTS reports (
     revoked_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS reports_by_subject ON reports (subject_code, purpose, issued_day);
+CREATE TABLE IF NOT EXISTS applications (  -- remote applications (docs/partners.md)
+    nonce        TEXT PRIMARY KEY,   -- the request's 16-byte nonce, hex: a request is single-use
+    direction    TEXT NOT NULL,      -- received (a partner asked us) | sent (we forwarded)
+    partner      TEXT NOT NULL,      -- the other city's admin code
+    subject_code TEXT NOT NULL,
+    domains      TEXT NOT NULL,      -- the issuing city's domain codes, comma-separated
+    sent_at      TEXT NOT NULL,      -- as the request says, ISO 8601
+    recorded_at  TEXT NOT NULL,
+    outcome      TEXT NOT NULL,      -- pending | issued | refused | failed
+    number       TEXT,               -- the report issued for it
+    detail       TEXT                -- why refused or failed
+);
+CREATE INDEX IF NOT EXISTS applications_by_subject ON applications (subject_code, direction);
 """
 # Added after the first release: who drew a pending number (host:pid), so a crashed attempt on
 # this host can be voided at once instead of after the grace period.
@@ -59,6 +72,26 @@ class Entry:
     issued_at: datetime
     valid_until: datetime
     status: str = "issued"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationEntry:
+    """One remote application as a registry records it, on both sides (docs/partners.md)."""
+
+    nonce: str
+    direction: str  # received | sent
+    partner: str
+    subject_code: str
+    domains: tuple[str, ...]
+    sent_at: datetime
+    recorded_at: datetime
+    outcome: str = "pending"  # pending | issued | refused | failed
+    number: str | None = None
+    detail: str | None = None
+
+
+class Replayed(IssueError):
+    """An application with this nonce is recorded already: a request is used once."""
 
 
 class NumberTaken(IssueError):
@@ -89,6 +122,11 @@ class Registry(Protocol):
     def reports_of(self, subject_code: str, *, limit: int = 100) -> list[Entry]: ...
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry: ...
     def revoked_numbers(self) -> list[str]: ...
+    def record_application(self, entry: ApplicationEntry) -> None: ...
+    def settle_application(
+        self, nonce: str, outcome: str, *, number: str | None = None, detail: str | None = None
+    ) -> None: ...
+    def applications_of(self, subject_code: str, direction: str) -> list[ApplicationEntry]: ...
 
 
 class SqliteRegistry:
@@ -254,6 +292,56 @@ class SqliteRegistry:
             (subject_code, limit),
         )
         return [_entry(row) for row in rows.fetchall()]
+
+    def record_application(self, entry: ApplicationEntry) -> None:
+        """Record an application as it arrives or leaves; Replayed if its nonce is known."""
+        try:
+            self._con.execute(
+                f"INSERT INTO applications ({_APPLICATION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                _application_row(entry),
+            )
+        except sqlite3.IntegrityError:
+            raise Replayed(f"application {entry.nonce} was recorded before") from None
+
+    def settle_application(
+        self, nonce: str, outcome: str, *, number: str | None = None, detail: str | None = None
+    ) -> None:
+        """What became of a pending application: issued (with its number), refused or failed."""
+        self._con.execute(
+            "UPDATE applications SET outcome = ?, number = ?, detail = ? "
+            "WHERE nonce = ? AND outcome = 'pending'",
+            (outcome, number, detail, nonce),
+        )
+
+    def applications_of(self, subject_code: str, direction: str) -> list[ApplicationEntry]:
+        """A subject's applications in one direction, newest first."""
+        rows = self._con.execute(
+            f"SELECT {_APPLICATION_COLUMNS} FROM applications WHERE subject_code = ? "
+            "AND direction = ? ORDER BY recorded_at DESC LIMIT 100",
+            (subject_code, direction),
+        )
+        return [_application(row) for row in rows.fetchall()]
+
+
+_APPLICATION_COLUMNS = (
+    "nonce, direction, partner, subject_code, domains, sent_at, recorded_at, outcome, number, "
+    "detail"
+)
+
+
+def _application_row(e: ApplicationEntry) -> tuple:
+    return (
+        e.nonce, e.direction, e.partner, e.subject_code, ",".join(e.domains),
+        e.sent_at.isoformat(), e.recorded_at.isoformat(), e.outcome, e.number, e.detail,
+    )  # fmt: skip
+
+
+def _application(row: tuple) -> ApplicationEntry:
+    nonce, direction, partner, code, domains, sent, recorded, outcome, number, detail = row
+    return ApplicationEntry(
+        nonce, direction, partner, code, tuple(domains.split(",")),
+        datetime.fromisoformat(sent), datetime.fromisoformat(recorded), outcome, number, detail,
+    )  # fmt: skip
 
 
 _ENTRY_COLUMNS = (

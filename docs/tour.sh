@@ -72,15 +72,55 @@ for city in "230700 伊春市 Yichun yichun" "440900 茂名市 Maoming maoming";
   creditcert --home "out/demo/$4" sample generate --subjects 5000 --records 30000 --seed "$1" >/dev/null
   creditcert --home "out/demo/$4" keys init >/dev/null
 done
+# Partners online: each city's service publishes its bundle; each side adds the other by URL and
+# pinned root and syncs over HTTP (conditional GET). Ports are picked free; both stop at the end.
+root_of() { creditcert --home "out/demo/$1" keys list --json | python3 -c 'import json,sys; print(next(k["sha256"] for k in json.load(sys.stdin)["keys"] if k["role"]=="root"))'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+YC_URL="http://127.0.0.1:$(free_port)"; MM_URL="http://127.0.0.1:$(free_port)"
+creditcert --home out/demo/yichun serve --port "${YC_URL##*:}" 2>out/demo/yichun-serve.log &
+YC_PID=$!
+creditcert --home out/demo/maoming serve --port "${MM_URL##*:}" 2>out/demo/maoming-serve.log &
+MM_PID=$!
+trap 'kill $YC_PID $MM_PID 2>/dev/null || true' EXIT
+python3 - "$YC_URL" "$MM_URL" <<'PY'
+import sys, time, httpx
+for base in sys.argv[1:]:
+    for _ in range(240):
+        try:
+            if httpx.get(base + "/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        sys.exit(f"{base} did not start (out/demo/*-serve.log)")
+PY
 step creditcert --home out/demo/yichun partner export --out out/demo/yichun-bundle.cose
-FP=$(creditcert --home out/demo/yichun keys list --json | python3 -c 'import json,sys; print(next(k["sha256"] for k in json.load(sys.stdin)["keys"] if k["role"]=="root"))')
-step creditcert --home out/demo/maoming partner import out/demo/yichun-bundle.cose --fingerprint "$FP"
+step creditcert --home out/demo/maoming partner export --out out/demo/maoming-bundle.cose
+step creditcert --home out/demo/maoming partner add 230700 --url "$YC_URL" --fingerprint "$(root_of yichun)"
+step creditcert --home out/demo/maoming partner sync
 step creditcert --home out/demo/maoming agreement add sample_data/agreement-maoming-yichun.toml
+step creditcert --home out/demo/yichun partner add 440900 --url "$MM_URL" --fingerprint "$(root_of maoming)"
+step creditcert --home out/demo/yichun partner sync
+step creditcert --home out/demo/yichun agreement add sample_data/agreement-yichun-maoming.toml
 YC=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 1)
 step creditcert --home out/demo/yichun report "$YC" --all --out out/demo/yichun-report.pdf
 step creditcert --home out/demo/maoming verify out/demo/yichun-report.pdf
 step creditcert --home out/demo/maoming partner list
 step creditcert --home out/demo/maoming agreement show 230700
+# 异地申请、立等取证: an enterprise of 伊春市 asks at 茂名市's counter; 茂名市 forwards a signed
+# application, 伊春市 issues under its own key, 茂名市 verifies the PDF and hands it over.
+YC2=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 2 | tail -n 1)  # $YC had its report today
+step creditcert --home out/demo/maoming partner apply "$YC2" --out out/demo/remote-report.pdf \
+  --domain market-regulation --domain taxation --domain human-resources --domain construction-market
+step creditcert --home out/demo/yichun verify out/demo/remote-report.pdf
+# A revocation in 伊春市 reaches 茂名市 with the next export and sync.
+REMOTE=$(creditcert --home out/demo/maoming verify out/demo/remote-report.pdf --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["number"])')
+step creditcert --home out/demo/yichun revoke "$REMOTE" --reason "demo: revoked at the issuing city"
+step creditcert --home out/demo/yichun partner export --out out/demo/yichun-bundle.cose
+step creditcert --home out/demo/maoming partner sync
+step creditcert --home out/demo/maoming verify out/demo/remote-report.pdf || echo "(exit $?: revoked in 伊春市, refused in 茂名市)"
+kill $YC_PID $MM_PID 2>/dev/null || true; wait $YC_PID $MM_PID 2>/dev/null || true
 
 # The city's web service: screenshots of its pages from a short-lived `creditcert serve`.
 step python tools/screenshots.py --home "$HOME_DIR" --out out/demo --code "$BUSY" \
@@ -89,7 +129,8 @@ step python tools/screenshots.py --home "$HOME_DIR" --out out/demo --code "$BUSY
 cat <<EOT
 
 Demo city: $HOME_DIR (config, catalog, data, keys, registry, quarantine);
-partner cities: out/demo/yichun (issues) and out/demo/maoming (recognises 33 domains).
+partner cities: out/demo/yichun (issues) and out/demo/maoming (recognises 33 domains), synced over
+HTTP; out/demo/remote-report.pdf was applied for at 茂名市 and issued by 伊春市 (then revoked).
 Reports: out/demo/report-with-records.pdf (some records 已修复), out/demo/report-all-52.pdf,
          out/demo/report-clean.pdf (revoked by the tour), out/demo/report-tampered.pdf
 Try next:

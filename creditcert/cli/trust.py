@@ -25,7 +25,7 @@ from creditcert.cli.base import (
 )
 from creditcert.cli.render import print_verification
 from creditcert.data.text import visible
-from creditcert.errors import PartnerError
+from creditcert.errors import DecodeError, PartnerError
 from creditcert.files import write_atomically
 from creditcert.trust.keys import fingerprint
 
@@ -227,6 +227,44 @@ def partner_sync(
         for r in results:
             out.print(f"{r.code}  {r.status:<11} {visible(r.message)}", markup=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+@partner_app.command("apply")
+def partner_apply(
+    code: Annotated[str, typer.Argument(help="Credit code of an enterprise a partner registers.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the report's PDF.")],
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help="The partner's domain code (repeat; default: every agreed domain)."),
+    ] = None,
+    years: Annotated[int, typer.Option(min=1, max=5, help="Years the report covers.")] = 3,
+    lang: Annotated[str, typer.Option(help="zh, en or zh-en.")] = "zh-en",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remote application (异地申请): ask the partner city that registers the enterprise to issue
+    its report, signed with our key; the report it returns is verified here, kept and written."""
+    try:
+        got = open_city(home).apply_remote(code, at=now(), domains=domain, years=years, lang=lang)
+    except (PartnerError, DecodeError) as exc:
+        fail(str(exc))
+    write_atomically(out_file, got.pdf)
+    if as_json:
+        print_json(
+            {
+                "format": "creditcert.remote-report/1",
+                "partner": got.partner,
+                "number": got.number,
+                "path": str(out_file),
+                "verification": got.verification.to_json(),
+            }
+        )
+        return
+    out.print(
+        f"{got.number} issued by {got.partner}, verified here: {got.verification.summary()}",
+        markup=False,
+    )
+    out.print(f"written to {out_file}", markup=False)
 
 
 @partner_app.command("list")

@@ -13,9 +13,13 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from creditcert.errors import CreditcertError, TokenError, TokenReason
+from creditcert.envelope.application import MAX_REQUEST, MEDIA_TYPE
+from creditcert.errors import CreditcertError, Reason, TokenError, TokenReason
 from creditcert.model import report_number
+from creditcert.registry import Replayed
 from creditcert.service.app import Problem, Service
+from creditcert.verify.application import ApplicationRefused
+from creditcert.verify.result import Verdict
 from creditcert.verify.verifier import InputKind
 
 router = APIRouter(prefix="/api/v1")
@@ -240,6 +244,69 @@ async def subject_lookup(
     ask = service.city.request(at=at, as_of=at.date(), purpose=purpose, domains=chosen, years=years)
     findings = await asyncio.to_thread(service.city.lookup, code.strip().upper(), ask, at=at)
     return findings.to_json()
+
+
+@router.post(
+    "/applications",
+    status_code=201,
+    response_class=Response,
+    responses={
+        201: {"content": {"application/pdf": {}}, "description": "the signed report"},
+        400: PROBLEM, 403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 415: PROBLEM,
+        429: PROBLEM, 503: PROBLEM,
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a creditcert.application/1 COSE_Sign1 (docs/partners.md)",
+        }
+    },
+)  # fmt: skip
+async def remote_application(request: Request) -> Response:
+    """A partner city's signed application for an enterprise registered here (异地申请): checked
+    against the partner's bundle and our agreement, recorded (a nonce is used once), and
+    answered with the report we issue under our own key."""
+    service = service_of(request)
+    service.allow_verify(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if kind != MEDIA_TYPE:
+        raise Problem(415, "unsupported-media-type", f"send the application as {MEDIA_TYPE}")
+    body = await request.body()
+    if len(body) > MAX_REQUEST:
+        raise Problem(413, "too-large", "application too large", f"at most {MAX_REQUEST} bytes")
+    city, at = service.city, service.clock()
+    try:
+        application = await asyncio.to_thread(city.admit_application, body, at=at)
+    except ApplicationRefused as exc:
+        undecided = exc.result.verdict is Verdict.CANNOT_DECIDE
+        raise Problem(
+            503 if undecided else 403,
+            "application-refused",
+            "the application cannot be checked now" if undecided else "the application is refused",
+            str(exc),
+            reason=exc.reason.value,
+        ) from None
+    except Replayed as exc:
+        raise Problem(409, "application-replayed", "this application was received before",
+                      str(exc), reason=Reason.REPLAYED.value) from None  # fmt: skip
+    nonce = application.nonce.hex()
+    try:
+        ask = city.application_request(application, at=at)
+        outcome = await service.issue(application.subject_code, ask, lang=application.lang)
+        entry, pdf = await asyncio.to_thread(city.report_pdf, outcome.number, at=at)
+    except (Problem, CreditcertError) as exc:
+        why = f"{exc.code}: {exc.detail}" if isinstance(exc, Problem) else str(exc)
+        await asyncio.to_thread(city.settle_application, nonce, "refused", detail=why)
+        raise
+    await asyncio.to_thread(city.settle_application, nonce, "issued", number=entry.number)
+    request.state.number = entry.number
+    return Response(
+        pdf,
+        status_code=201,
+        media_type="application/pdf",
+        headers={"Location": f"/api/v1/reports/{entry.number}"},
+    )
 
 
 well_known = APIRouter()

@@ -59,13 +59,23 @@ def beijing_now() -> datetime:
 class Problem(Exception):
     """An answer that is not a success: HTTP status, a stable code, a title and what to do."""
 
-    def __init__(self, status: int, code: str, title: str, detail: str = "", **headers: str):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str = "",
+        *,
+        reason: str | None = None,
+        **headers: str,
+    ):
         super().__init__(title)
         self.status, self.code, self.title, self.detail = status, code, title, detail
+        self.reason = reason  # the failed check's reason code, for a refused application
         self.headers = headers
 
     def to_json(self, instance: str) -> dict:
-        return {
+        body = {
             "type": f"urn:creditcert:problem:{self.code}",
             "code": self.code,
             "status": self.status,
@@ -73,6 +83,9 @@ class Problem(Exception):
             "detail": self.detail,
             "instance": instance,
         }
+        if self.reason:
+            body["reason"] = self.reason
+        return body
 
 
 class Metrics:
@@ -263,6 +276,7 @@ PROBLEM_SCHEMA = {
         "title": {"type": "string"},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
+        "reason": {"type": "string", "description": "a refused check's reason (docs/verify.md)"},
     },
 }
 

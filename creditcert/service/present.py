@@ -244,4 +244,24 @@ PLAIN: dict[R, tuple[str, str]] = {
         "签章密钥已报告泄露，此后签发的报告无效",
         "The key was reported compromised before the issue time",
     ),
+    # a partner's remote application (shown to the enterprise that applied at the partner)
+    R.BAD_APPLICATION: ("申请格式不完整", "The application is not complete"),
+    R.NOT_FROM_A_PARTNER: ("申请并非来自互认城市", "The application does not come from a partner"),
+    R.SENDER_MISMATCH: (
+        "申请所称城市与签名城市不符",
+        "The application names another city than its signer",
+    ),
+    R.NOT_ADDRESSED_TO_US: (
+        "申请的受理城市不是本市",
+        "The application is addressed to another city",
+    ),
+    R.OUTSIDE_TIME_WINDOW: (
+        "申请已超时，请重新提交",
+        "The application is too old or from the future: send it again",
+    ),
+    R.DOMAIN_NOT_AGREED: (
+        "所选领域不在两市互认协议之内",
+        "A chosen domain is outside the agreement",
+    ),
+    R.REPLAYED: ("该申请已受理过，不能重复提交", "This application was received before"),
 }

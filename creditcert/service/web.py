@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from creditcert import lookup
-from creditcert.errors import CreditcertError
+from creditcert.errors import CreditcertError, PartnerError, SubjectError
 from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
 from creditcert.service import guard
 from creditcert.service.app import Problem, Service, render
@@ -184,12 +184,40 @@ async def home(request: Request) -> Response:
     if code is None:
         return render(request, "signin.html", {})
     city = service.city
+    partner = await asyncio.to_thread(_remote_partner, service, code)
+    if partner is not None:
+        return await _remote_home(request, service, code, partner)
     catalog = city.settings.catalog
     reports = await asyncio.to_thread(_reports_of, service, code)
     return render(
         request,
         "home.html",
         {"purposes": catalog.purposes, "domains": catalog.domains, "reports": reports},
+    )
+
+
+def _remote_partner(service: Service, code: str) -> str | None:
+    """The partner city registering `code` when it is not in our own register: its enterprise
+    applies here and the partner issues (异地申请)."""
+    try:
+        service.city.subject(code)
+        return None
+    except SubjectError:
+        return service.city.registering_partner(code)
+
+
+async def _remote_home(request: Request, service: Service, code: str, partner: str) -> Response:
+    at = service.clock()
+    city = service.city
+    domains = await asyncio.to_thread(city.agreed_domains, partner, at=at)
+    applied = await asyncio.to_thread(city.remote_reports, code)
+    stored = await asyncio.to_thread(city.partners.stored, partner, at=at)
+    bundle = stored.bundle
+    names = (bundle.name, bundle.name_en) if bundle else (partner, partner)
+    return render(
+        request,
+        "remote.html",
+        {"partner": partner, "partner_names": names, "domains": domains, "applied": applied},
     )
 
 
@@ -207,7 +235,8 @@ async def signin(request: Request) -> Response:
     if not service.demo:
         raise Problem(404, "not-found", "sign in through the province's government service portal")
     code = str(form.get("code") or "").strip().upper()
-    await asyncio.to_thread(service.city.subject, code)  # SubjectError → 404 with the reason
+    if await asyncio.to_thread(_remote_partner, service, code) is None:
+        await asyncio.to_thread(service.city.subject, code)  # SubjectError → 404 with the reason
     request.session["code"] = code
     return RedirectResponse("/", status_code=303)
 
@@ -310,8 +339,84 @@ async def report_pdf(request: Request, number: str) -> Response:
             410, "not-available", "this report can no longer be downloaded", str(exc)
         ) from None
     request.state.number = entry.number
+    return _pdf_download(pdf, entry.number)
+
+
+def _pdf_download(pdf: bytes, number: str) -> Response:
     return Response(
         pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{entry.number}.pdf"'},
+        headers={"Content-Disposition": f'attachment; filename="{number}.pdf"'},
     )
+
+
+# --- remote application (异地申请) --------------------------------------------------------------
+
+
+@router.post("/applications")
+async def apply_remote(request: Request) -> Response:
+    """Forward the signed-in enterprise's application to the partner city that registers it,
+    and keep the report it returns (verified here first)."""
+    service = service_of(request)
+    code = _need_code(request)
+    form = await request.form(max_files=0, max_fields=80)
+    _check_csrf(request, form)
+    domains = [str(d) for d in form.getlist("domain") if d]
+    if not domains:
+        raise Problem(400, "bad-request", "choose at least one domain")
+    years, lang = str(form.get("years") or "3"), str(form.get("report_lang") or "zh-en")
+    if years not in ("1", "2", "3", "4", "5") or lang not in ("zh", "en", "zh-en"):
+        raise Problem(400, "bad-request", "years must be 1 to 5 and the language zh, en or zh-en")
+    try:
+        got = await asyncio.to_thread(
+            service.city.apply_remote,
+            code,
+            at=service.clock(),
+            domains=domains,
+            years=int(years),
+            lang=lang,
+        )
+    except PartnerError as exc:
+        raise Problem(
+            502, "partner-refused", "the partner city did not issue the report", str(exc)
+        ) from None
+    request.state.number = got.number
+    return RedirectResponse(f"/remote/{got.number}", status_code=303)
+
+
+def _remote_entry(service: Service, code: str, number: str):
+    for entry in service.city.remote_reports(code):
+        if entry.number == number and entry.outcome == "issued":
+            return entry
+    raise Problem(404, "not-found", "no such report of yours")
+
+
+@router.get("/remote/{number}")
+async def remote_report_page(request: Request, number: str) -> Response:
+    service = service_of(request)
+    code = _need_code(request)
+    entry = await asyncio.to_thread(_remote_entry, service, code, number)
+    request.state.number = number
+    pdf = await asyncio.to_thread(service.city.remote_pdf, code, number)
+    result = await service.verify(pdf, None, "remote")  # as it stands now: revoked, expired…
+    doc = result.document
+    return render(
+        request,
+        "remote_report.html",
+        {
+            "entry": entry,
+            "result": result,
+            "doc": doc,
+            "verdict_words": VERDICT_WORDS[result.verdict],
+        },
+    )
+
+
+@router.get("/remote/{number}/pdf")
+async def remote_report_pdf(request: Request, number: str) -> Response:
+    service = service_of(request)
+    code = _need_code(request)
+    await asyncio.to_thread(_remote_entry, service, code, number)
+    pdf = await asyncio.to_thread(service.city.remote_pdf, code, number)
+    request.state.number = number
+    return _pdf_download(pdf, number)

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from creditcert.errors import PartnerError
 from creditcert.trust.partners import PartnerStore
-from creditcert.trust.sync import read_bounded
+from creditcert.trust.sync import bounded_body
 
 STATUS_FORMAT = "creditcert.api.status/1"
 STATUSES = ("issued", "revoked", "void", "pending", "unknown")
@@ -59,7 +59,7 @@ class PartnerStatus:
             ) as answer:
                 if answer.status_code != 200:
                     raise PartnerError(f"{url} answered HTTP {answer.status_code}")
-                body = read_bounded(answer, MAX_ANSWER, f"{url}: the answer")
+                body = bounded_body(answer, MAX_ANSWER, f"{url}: the answer")
         except PartnerError:
             raise
         except Exception as exc:  # httpx's transport errors: refused, timed out, TLS

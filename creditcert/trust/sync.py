@@ -96,12 +96,12 @@ def fetch(client, state: SyncState) -> tuple[int, bytes, dict[str, str]]:
             return 304, b"", dict(answer.headers)
         if answer.status_code != 200:
             raise PartnerError(f"{state.url}{WELL_KNOWN} answered HTTP {answer.status_code}")
-        return 200, read_bounded(answer, MAX_BUNDLE, "the bundle"), dict(answer.headers)
+        return 200, bounded_body(answer, MAX_BUNDLE, "the bundle"), dict(answer.headers)
 
 
-def read_bounded(answer, limit: int, what: str) -> bytes:
-    """An httpx streamed answer's body, refused (PartnerError) once it is over `limit` bytes:
-    by its declared length before reading, else as it arrives."""
+def bounded_body(answer, limit: int, what: str) -> bytes:
+    """An httpx streamed answer's body, read as it arrives and refused past `limit` bytes (a
+    declared length over it is refused before reading)."""
     declared = answer.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PartnerError(f"{what} is {declared} bytes, more than {limit}")
