@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 # System packages later steps need: CJK fonts for the PDF, HarfBuzz subsetting (fast font
 # embedding in WeasyPrint; hb-subset trims the report's faces to GB 2312 once per machine),
 # poppler's pdfsig/pdftotext/pdffonts for checking real PDFs, zbar (a second QR decoder),
-# Chromium for the service's browser tests (driven by Playwright, which cannot fetch its own).
-SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libharfbuzz-bin poppler-utils zbar-tools chromium
+# Chromium for the service's browser tests (driven by Playwright, which cannot fetch its own),
+# PostgreSQL's server for the tests of the shared registry (tests/pg_server.py starts its own).
+SYSTEM_PACKAGES := fonts-noto-cjk libharfbuzz-subset0 libharfbuzz-bin poppler-utils zbar-tools chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-packages demo serve test check bench lint format clean

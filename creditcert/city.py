@@ -13,20 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from creditcert import config, lookup
 from creditcert.config import Settings
 from creditcert.data import history
+from creditcert.data.index import Sync
 from creditcert.data.store import Store, Subject
 from creditcert.envelope.application import Application, seal_application
 from creditcert.errors import (
     CreditcertError,
+    DataError,
     IssueError,
     PartnerError,
     RegistryError,
@@ -37,7 +40,7 @@ from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
-from creditcert.registry import STATUS_WORDS, ApplicationEntry, Entry, Replayed, SqliteRegistry
+from creditcert.registry import STATUS_WORDS, ApplicationEntry, Entry, Registry, Replayed
 from creditcert.registry import opened as registry_at
 from creditcert.rules import codes
 from creditcert.service.tokens import TokenStore
@@ -102,6 +105,13 @@ class Layout:
         return self.partners / "sync.lock"
 
 
+if TYPE_CHECKING:
+    from creditcert.data.remote import Mirror, Pulled
+
+_T = TypeVar("_T")
+_WRITE_ATTEMPTS = 3
+
+
 class City:
     """A city's home: settings, data, keys, registry and partners, and what can be done with them."""
 
@@ -139,13 +149,89 @@ class City:
 
     @contextmanager
     def store(self) -> Iterator[Store]:
+        """The data as this instance holds it; with the datasets on object storage, a newer
+        generation of the bucket is taken in first when one is found (checked at most every
+        `data.refresh_seconds`)."""
+        if self.mirror is not None:
+            self.mirror.refresh()
         with Store(self.settings.data_dir, self.settings.catalog) as store:
             yield store
 
+    # --- the data's writers --------------------------------------------------------------------
+
+    @cached_property
+    def mirror(self) -> Mirror | None:
+        """This instance's working copy of the datasets on object storage (a
+        creditcert.data.remote.Mirror), or None when `data.location` is a local directory."""
+        if self.settings.object_store is None:
+            return None
+        from creditcert.data.remote import Mirror
+
+        s = self.settings
+        return Mirror(s.object_store, s.data_dir, s.catalog)
+
+    def write_data(self, write: Callable[[Sync | None], _T]) -> _T:
+        """Run a writer of the data (ingest, register import, sample generate, reindex), given
+        the `sync` to pass it. With the datasets on object storage, a run that another instance
+        overtook (ManifestConflict: nothing of it was published) is run again on the newer
+        data, up to three times in all."""
+        from creditcert.data.bucket import ManifestConflict
+
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return write(self.mirror)
+            except ManifestConflict:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def pull_data(self) -> Pulled:
+        """Take in the bucket's current generation now, whatever the refresh interval (a
+        creditcert.data.remote.Pulled); DataError when the data is not on object storage."""
+        if self.mirror is None:
+            raise DataError(
+                f"data.location is the local directory {self.settings.data_dir}: nothing to pull"
+            )
+        return self.mirror.refresh(force=True)
+
     @contextmanager
-    def registry(self, *, read_only: bool = False) -> Iterator[SqliteRegistry]:
-        with registry_at(self.layout.registry, read_only=read_only) as registry:
-            yield registry
+    def registry(self, *, read_only: bool = False) -> Iterator[Registry]:
+        """registry.sqlite in the home, or the PostgreSQL registry of `[registry] url` (this
+        process's pool, kept between calls: docs/scale-out.md)."""
+        if self.settings.registry_url is None:
+            with registry_at(self.layout.registry, read_only=read_only) as registry:
+                yield registry
+        else:
+            from creditcert.registry import postgres  # psycopg only where it is used
+
+            yield postgres.shared(self.settings.registry_url, read_only=read_only)
+
+    @property
+    def has_registry(self) -> bool:
+        """Whether a registry is there to read (a file made by the first report, or a server)."""
+        return self.settings.registry_url is not None or self.layout.registry.exists()
+
+    def migrate_registry(self) -> tuple[int, int]:
+        """Bring the PostgreSQL registry's schema to this creditcert's version: (before, after)."""
+        from creditcert.registry import postgres
+
+        if self.settings.registry_url is None:
+            raise RegistryError(
+                f"{self.layout.config} has no [registry] url: the SQLite registry "
+                f"({self.layout.registry.name}) keeps its schema itself"
+            )
+        return postgres.migrate(self.settings.registry_url)
+
+    def copy_registry(self, url: str):
+        """Copy every row of this home's registry.sqlite into the PostgreSQL registry at `url`
+        (migrated first), and check each: a `Copied` (docs/scale-out.md)."""
+        from creditcert.registry import transfer
+
+        problem = config.registry_url_problem(url)
+        if problem:
+            raise RegistryError(f"the registry to copy to {problem}")
+        with registry_at(self.layout.registry, read_only=True) as source:
+            return transfer.copy(source, url)
 
     # --- asking --------------------------------------------------------------------------------
 
@@ -197,6 +283,8 @@ class City:
         `at`, the version each had at that time (what a report issued then rested on)."""
         catalog = self.settings.catalog
         chosen = [catalog.domain(d) for d in domains] if domains else None
+        if self.mirror is not None:
+            self.mirror.refresh()
         return history.versions(self.settings.data_dir, catalog, code, domains=chosen, at=at)
 
     # --- issuing -------------------------------------------------------------------------------
@@ -222,7 +310,13 @@ class City:
                 renderer=renderer,
                 reports_dir=self.layout.reports,
                 lang=lang,
+                keep=self._keep_shared if self.mirror is not None else None,
             )
+
+    def _keep_shared(self, number: str, pdf: bytes) -> None:
+        """With the datasets on object storage, a kept PDF is also put in the bucket before its
+        number is marked issued: any instance can give it again (docs/scale-out.md)."""
+        self.mirror.bucket.put_bytes(f"{KEPT_PREFIX}/{number}.pdf", pdf, "application/pdf")
 
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
         """Revoke an issued report; it no longer counts toward the subject's rate limit, so a
@@ -251,13 +345,26 @@ class City:
         try:
             return entry, path.read_bytes()
         except FileNotFoundError:
+            shared = self._shared_pdf(canonical)
+            if shared is not None:
+                return entry, shared
             raise IssueError(
                 f"{path}: the kept PDF of {canonical} is missing (restore reports/ from a backup)"
             ) from None
 
+    def _shared_pdf(self, number: str) -> bytes | None:
+        """A PDF another instance issued, from the bucket (kept here too, for next time)."""
+        if self.mirror is None:
+            return None
+        pdf = self.mirror.bucket.get_bytes(f"{KEPT_PREFIX}/{number}.pdf", remote.MAX_PDF)
+        if pdf is not None:
+            self.layout.reports.mkdir(parents=True, exist_ok=True)
+            write_atomically(pdf_path(self.layout.reports, number), pdf)
+        return pdf
+
     def reports_of(self, subject_code: str) -> list[Entry]:
         """A subject's issued and revoked reports, newest first (its page on the service)."""
-        if not self.layout.registry.exists():
+        if not self.has_registry:
             return []
         with self.registry(read_only=True) as registry:
             return registry.reports_of(subject_code)
@@ -272,7 +379,7 @@ class City:
 
     # --- verifying -----------------------------------------------------------------------------
 
-    def trust(self, *, at: datetime, registry: SqliteRegistry | None = None) -> TrustStore:
+    def trust(self, *, at: datetime, registry: Registry | None = None) -> TrustStore:
         """Our own city and every partner whose bundle we hold, as usable at `at`."""
         return build_trust(self.keys, self.partners, at=at, registry=registry)
 
@@ -294,7 +401,7 @@ class City:
 
             timeout = self.settings.partners.status_timeout
             status = PartnerStatus(self.partners, online, timeout=timeout)
-        if self.layout.registry.exists():
+        if self.has_registry:
             try:
                 with self.registry(read_only=True) as registry:
                     trust = self.trust(at=at, registry=registry)
@@ -373,7 +480,7 @@ class City:
         self,
         code: str,
         *,
-        at: datetime,
+        clock: Callable[[], datetime],
         domains: Sequence[str] | None = None,
         years: int = 3,
         lang: str = "zh-en",
@@ -381,7 +488,9 @@ class City:
     ) -> RemoteReport:
         """Ask the partner city that registers `code` to issue its report (the enterprise signed
         in here): a signed application to the partner's service, and the report it returns,
-        verified here before it is kept and handed over. Both registries record the request."""
+        verified here before it is kept and handed over. Both registries record the request.
+        `clock` is read when the application is signed and again when the report has come."""
+        at = clock()
         check = codes.validate(code)
         if not check.acceptable_if_registered:
             raise SubjectError(f"{check.code!r} is not a valid credit code: {check.describe()}")
@@ -420,7 +529,7 @@ class City:
         if isinstance(answer, remote.Refusal):
             self.settle_application(nonce, "refused", detail=answer.describe())
             raise PartnerError(f"{partner} refused the application: {answer.describe()}")
-        result = self.verify(answer, at=at)
+        result = self.verify(answer, at=clock())
         doc = result.document
         if result.verdict is not Verdict.ACCEPTED or doc is None:
             why = "; ".join(f"{c.reason}: {c.message}" for c in result.failures[:2])
@@ -445,7 +554,7 @@ class City:
 
     def remote_reports(self, code: str) -> list[ApplicationEntry]:
         """The enterprise's applications forwarded from here, newest first."""
-        if not self.layout.registry.exists():
+        if not self.has_registry:
             return []
         with self.registry() as registry:
             return registry.applications_of(code.strip().upper(), "sent")
@@ -511,6 +620,9 @@ def _entry_of(application: Application, direction: str, partner: str, at: dateti
         application.nonce.hex(), direction, partner, application.subject_code,
         application.domains, application.sent_at, at,
     )  # fmt: skip
+
+
+KEPT_PREFIX = "reports"  # kept PDFs in the bucket, beside the datasets (docs/scale-out.md)
 
 
 def _number(typed: str) -> str:

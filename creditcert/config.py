@@ -57,6 +57,24 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectStore:
+    """Where the datasets of record live when `data.location` is an s3:// URL (docs/scale-out.md,
+    "Datasets on object storage"). Credentials are not settings: they come from the standard
+    AWS sources (environment, shared credentials file with `profile`), never from this file."""
+
+    bucket: str
+    prefix: str  # "" or a key prefix without leading or trailing slash
+    endpoint: str | None  # http(s) URL of an S3-compatible server; None: AWS's own
+    region: str | None
+    profile: str | None  # a profile of the shared AWS credentials file
+    refresh_seconds: int  # how often a running instance checks the bucket for a newer manifest
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
 class Partners:
     """How the city reaches its partners' services (docs/partners.md, "Sync over HTTP")."""
 
@@ -75,6 +93,8 @@ class Settings:
     repair_policy: RepairPolicy
     rate_limit_per_day: int
     service: Service = Service()
+    registry_url: str | None = None  # PostgreSQL (docs/scale-out.md); None: registry.sqlite
+    object_store: ObjectStore | None = None  # data_dir is then the instance's local working copy
     partners: Partners = Partners()
 
 
@@ -103,6 +123,10 @@ rate_limit_per_day = 1        # reports of one purpose per subject per day; 0 = 
 # verification page and still carries the whole signed payload (docs/report.md §3).
 base_url = "{base_url}"
 # trusted_proxies = ["10.0.0.0/8"]  # may assert an enterprise's identity (docs/service.md)
+
+# A registry shared by several issuing instances (docs/scale-out.md); default registry.sqlite here:
+# [registry]
+# url = "postgresql://creditcert@db.example:5432/creditcert"
 
 # Override a purpose preset of the catalog (keys: domains, years, validity_days):
 # [purposes.bidding]
@@ -160,12 +184,8 @@ def load(home: str | Path | None = None) -> Settings:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    only_keys(
-        raw,
-        {"format", "issuer", "data", "report", "purposes", "service", "partners"},
-        "top level",
-        fail,
-    )
+    tables = {"format", "issuer", "data", "report", "purposes", "service", "registry", "partners"}
+    only_keys(raw, tables, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
     issuer_t = _table(raw, "issuer", fail)
@@ -177,10 +197,9 @@ def load(home: str | Path | None = None) -> Settings:
     issuer = Issuer(admin_code, name, issuer_t.get("name_en", name))
 
     data_t = _table(raw, "data", fail)
-    only_keys(data_t, {"catalog", "location", "complete_from"}, "data", fail)
+    only_keys(data_t, {"catalog", "location", "complete_from", *_OBJECT_STORE_KEYS}, "data", fail)
     location = _get(data_t, "data.location", str, fail)
-    if "://" in location:
-        raise fail("data.location", "remote dataset locations are not supported yet; use a path")
+    object_store, data_dir = _data_location(root, location, data_t, fail)
     complete_from = _get(data_t, "data.complete_from", date, fail)
     catalog_path = root / _get(data_t, "data.catalog", str, fail)
     catalog = catalog_mod.load(catalog_path)
@@ -199,18 +218,93 @@ def load(home: str | Path | None = None) -> Settings:
 
     catalog = _override_purposes(catalog, raw.get("purposes", {}), fail)
     service = _service(raw.get("service", {}), fail)
+    registry_url = _registry_url(raw.get("registry", {}), fail)
     partners = _partners(raw.get("partners", {}), root, fail)
     return Settings(
         home=root,
         issuer=issuer,
         catalog=catalog,
-        data_dir=(root / location).resolve(),
+        data_dir=data_dir,
         complete_from=complete_from,
         repair_policy=policy,
         rate_limit_per_day=rate,
         service=service,
+        registry_url=registry_url,
+        object_store=object_store,
         partners=partners,
     )
+
+
+def _registry_url(table: Any, fail) -> str | None:
+    """[registry] url: a postgresql:// (or postgres://) URL, or absent for the SQLite file."""
+    if not isinstance(table, dict):
+        raise fail("[registry]", "must be a table")
+    only_keys(table, {"url"}, "registry", fail)
+    if "url" not in table:
+        return None
+    url = _get(table, "registry.url", str, fail).strip()
+    problem = registry_url_problem(url)
+    if problem:
+        raise fail("registry.url", problem)
+    return url
+
+
+def registry_url_problem(url: str) -> str | None:
+    """Why `url` cannot name a PostgreSQL registry, or None. The URL is never repeated: it may
+    hold a password."""
+    shape = "a URL like postgresql://user@host:5432/db (password from PGPASSWORD or ~/.pgpass)"
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return f"must be {shape}, got scheme {parts.scheme!r}"
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return f"must be {shape}; its port is not a number"
+    return None
+
+
+_OBJECT_STORE_KEYS = {"endpoint", "region", "profile", "cache", "refresh_seconds"}
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()/-]*$")
+
+
+def _data_location(root: Path, location: str, table: dict, fail) -> tuple[ObjectStore | None, Path]:
+    """The object store, if `location` is an s3:// URL, and the local data directory: the
+    location itself, or the instance's working copy of the bucket (`data.cache`)."""
+    if "://" not in location:
+        extra = sorted(_OBJECT_STORE_KEYS & set(table))
+        if extra:
+            raise fail(f"data.{extra[0]}", "only applies to an s3:// data.location")
+        return None, (root / location).resolve()
+    parts = urlsplit(location)
+    prefix = parts.path.strip("/")
+    if parts.scheme != "s3" or not _BUCKET.match(parts.netloc or ""):
+        raise fail("data.location", f"must be a path or s3://bucket/prefix, got {location!r}")
+    if parts.query or parts.fragment or not _PREFIX.match(prefix) or ".." in prefix.split("/"):
+        raise fail("data.location", f"the prefix of {location!r} must be a plain key prefix")
+    for key in ("endpoint", "region", "profile", "cache"):
+        if key in table:
+            _get(table, f"data.{key}", str, fail)
+    endpoint = table.get("endpoint") or os.environ.get("AWS_ENDPOINT_URL_S3")
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint is not None:
+        target = urlsplit(str(endpoint))
+        if target.scheme not in ("http", "https") or not target.hostname or target.query:
+            raise fail("data.endpoint", f"must be an http(s) URL, got {endpoint!r}")
+    region = table.get("region") or os.environ.get("AWS_REGION")
+    region = region or os.environ.get("AWS_DEFAULT_REGION") or None
+    refresh = table.get("refresh_seconds", 30)
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or refresh < 0:
+        raise fail("data.refresh_seconds", f"must be an integer ≥ 0, got {refresh!r}")
+    store = ObjectStore(
+        bucket=parts.netloc,
+        prefix=prefix,
+        endpoint=str(endpoint).rstrip("/") if endpoint else None,
+        region=region,
+        profile=table.get("profile"),
+        refresh_seconds=refresh,
+    )
+    return store, (root / table.get("cache", "cache/data")).resolve()
 
 
 def _service(table: Any, fail) -> Service:

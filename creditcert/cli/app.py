@@ -5,6 +5,7 @@ from __future__ import annotations
 from creditcert.cli import (  # noqa: F401 - registers the commands
     batch,
     data,
+    registry,
     reports,
     serve,
     tokens,

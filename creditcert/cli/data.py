@@ -190,17 +190,21 @@ def sample_generate(
 
     if subjects < 1 or records < 0:
         fail("--subjects must be at least 1 and --records not negative")
-    settings = open_city(home).settings
+    city = open_city(home)
+    settings = city.settings
     day = parse_date(as_of, "--as-of") if as_of else sample.default_as_of(now())
     started = time.perf_counter()
-    summary = sample.generate(
-        (out_dir or settings.data_dir).resolve(),
-        settings.catalog,
-        settings.issuer,
-        subjects=subjects,
-        records=records,
-        seed=seed,
-        as_of=day,
+    summary = city.write_data(
+        lambda sync: sample.generate(
+            (out_dir or settings.data_dir).resolve(),
+            settings.catalog,
+            settings.issuer,
+            subjects=subjects,
+            records=records,
+            seed=seed,
+            as_of=day,
+            sync=None if out_dir else sync,
+        )
     )
     out.print(
         f"wrote {summary.subjects:,} subjects and {summary.records:,} records in "
@@ -243,7 +247,10 @@ def sample_export(
     """Write a department's penalty export (双公示 columns) of new records, to try ingest on."""
     from creditcert.data import sample
 
-    settings = open_city(home).settings
+    city = open_city(home)
+    settings = city.settings
+    if city.mirror is not None:  # the register it draws codes from: the bucket's current one
+        city.mirror.refresh()
     n = sample.export_department_file(
         settings.data_dir,
         settings.catalog,
@@ -287,16 +294,19 @@ def ingest(
         default_kind = Kind(kind)
     except ValueError:
         fail(f"--kind {kind!r} unknown; allowed: {', '.join(k.value for k in Kind)}")
-    result = ingest_file(
-        file.resolve(),
-        domain_code=domain,
-        catalog=city.settings.catalog,
-        data_dir=city.settings.data_dir,
-        quarantine_dir=city.layout.quarantine,
-        now=now(),
-        encoding=encoding,
-        default_kind=default_kind,
-        columns=ColumnMap.load(columns) if columns else None,
+    result = city.write_data(
+        lambda sync: ingest_file(
+            file.resolve(),
+            domain_code=domain,
+            catalog=city.settings.catalog,
+            data_dir=city.settings.data_dir,
+            quarantine_dir=city.layout.quarantine,
+            now=now(),
+            encoding=encoding,
+            default_kind=default_kind,
+            columns=ColumnMap.load(columns) if columns else None,
+            sync=sync,
+        )
     )
     if as_json:
         print_json(result.to_json())
@@ -331,13 +341,16 @@ def register_import(
     from creditcert.data.subjects import import_register
 
     city = open_city(home)
-    result = import_register(
-        file.resolve(),
-        data_dir=city.settings.data_dir,
-        catalog=city.settings.catalog,
-        quarantine_dir=city.layout.quarantine,
-        now=now(),
-        encoding=encoding,
+    result = city.write_data(
+        lambda sync: import_register(
+            file.resolve(),
+            data_dir=city.settings.data_dir,
+            catalog=city.settings.catalog,
+            quarantine_dir=city.layout.quarantine,
+            now=now(),
+            encoding=encoding,
+            sync=sync,
+        )
     )
     if as_json:
         print_json(result.to_json())
@@ -365,9 +378,12 @@ def data_reindex(home: HomeOpt = None) -> None:
     from creditcert.data.index import rebuild_index
     from creditcert.data.store import generation_path
 
-    settings = open_city(home).settings
+    city = open_city(home)
+    settings = city.settings
     started = time.perf_counter()
-    generation = rebuild_index(settings.data_dir, settings.catalog)
+    generation = city.write_data(
+        lambda sync: rebuild_index(settings.data_dir, settings.catalog, sync=sync)
+    )
     out.print(
         f"published index generation {generation} "
         f"({generation_path(settings.data_dir, generation)}, "
@@ -376,9 +392,27 @@ def data_reindex(home: HomeOpt = None) -> None:
     )
 
 
+@data_app.command("pull")
+def data_pull(home: HomeOpt = None) -> None:
+    """Take in the object store's current generation now, whatever `data.refresh_seconds` says
+    (datasets on object storage only). Lookups keep answering from the previous one meanwhile."""
+    city = open_city(home)
+    started = time.perf_counter()
+    pulled = city.pull_data()
+    if pulled.generation is None:
+        fail(f"{city.settings.object_store.location}: the bucket holds no datasets yet")
+    out.print(
+        f"bucket generation {pulled.generation}: fetched {pulled.files} file(s), "
+        f"{pulled.bytes / 1e6:.1f} MB; local index generation {pulled.index_generation} "
+        f"({time.perf_counter() - started:.1f} s)",
+        markup=False,
+    )
+
+
 @data_app.command("status")
 def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
-    """Rows and data cut-off of every domain's dataset."""
+    """Rows and data cut-off of every domain's dataset; with the datasets on object storage,
+    also the bucket's generation and the one this instance holds."""
     city = open_city(home)
     rows = []
     with city.store() as store:
@@ -389,11 +423,13 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                 rows.append((d.code, info.rows, info.data_cutoff.isoformat(), str(info.path), None))
             except CreditcertError as exc:
                 rows.append((d.code, None, None, None, str(exc)))
+    remote = city.mirror.status() if city.mirror is not None else None
     if as_json:
         print_json(
             {
                 "format": DATA_STATUS_FORMAT,
                 "index_generation": generation,
+                "object_store": remote.to_json() if remote else None,
                 "datasets": [
                     {"domain": c, "rows": n, "data_cutoff": t, "path": p, "problem": e}
                     for c, n, t, p, e in rows
@@ -401,6 +437,8 @@ def data_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             }
         )
         return
+    if remote is not None:
+        out.print(remote.describe(), markup=False)
     table = Table(title=f"index generation {generation}")
     for col in ("domain", "rows", "data cut-off", "file"):
         table.add_column(col)

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -70,7 +71,16 @@ from creditcert.errors import DataError
 from creditcert.rules.catalog import Catalog
 from creditcert.stages import reached
 
-__all__ = ["Writer", "bounded", "read_cutoff", "rebuild_index", "write_parquet", "writing"]
+__all__ = [
+    "Sync",
+    "Writer",
+    "WriterBusy",
+    "bounded",
+    "read_cutoff",
+    "rebuild_index",
+    "write_parquet",
+    "writing",
+]
 
 # Where the crash tests can kill a writer (creditcert.stages), in order: "<command>.<stage>" for
 # the files (command: ingest, register, reindex, sample; "installing" only when a writer installs
@@ -229,8 +239,24 @@ class _Staged:
     rows: pa.Table | None  # the rows new or changed against that file, when the caller knows
 
 
+class WriterBusy(DataError):
+    """Another writer holds the data directory's lock (raised only when asked not to wait)."""
+
+
+class Sync(Protocol):
+    """A data directory that is the working copy of datasets kept elsewhere (an object store:
+    creditcert.data.remote). A writer brings the copy up to date before its caller writes, and
+    makes the result the copy of record before the index that readers see is switched."""
+
+    def pull(self, writer: Writer) -> None:
+        """Take in the newer versions of record (`Writer.adopt`, then `Writer.install`)."""
+
+    def push(self, writer: Writer) -> None:
+        """Make the files now in place the versions of record, or raise (nothing is indexed)."""
+
+
 @contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
+def _locked(data_dir: Path, *, wait: bool = True) -> Iterator[None]:
     """The writers' lock: one writer at a time per data directory; readers never take it."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -240,7 +266,10 @@ def _locked(data_dir: Path) -> Iterator[None]:
             f"{data_dir / LOCK_NAME}: cannot take the writers' lock ({exc.strerror})"
         ) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise WriterBusy(f"{data_dir}: another writer is running") from None
         yield
     finally:
         os.close(fd)
@@ -249,11 +278,19 @@ def _locked(data_dir: Path) -> Iterator[None]:
 class Writer:
     """One writer's run, inside `writing()`: stage files, then (at the end) install and publish."""
 
-    def __init__(self, data_dir: Path, catalog: Catalog, command: str, rebuild: bool):
+    def __init__(
+        self,
+        data_dir: Path,
+        catalog: Catalog,
+        command: str,
+        rebuild: bool,
+        sync: Sync | None = None,
+    ):
         self.data_dir = data_dir
         self.catalog = catalog
         self.command = command
         self.rebuild = rebuild
+        self.sync = sync
         self.generation: int | None = None
         self._staged: dict[str, _Staged] = {}
         self._installed: dict[str, _Staged] = {}
@@ -297,6 +334,22 @@ class Writer:
         rows = _stage_batches(schema, batches, tmp, _metadata(data_cutoff, file_id))
         self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
         return rows
+
+    def adopt(
+        self,
+        key: str,
+        path: Path,
+        tmp: Path,
+        file_id: str,
+        *,
+        replaces: str | None = None,
+        changed_rows: pa.Table | None = None,
+    ) -> None:
+        """Stage a complete file written elsewhere (a download) under its temporary name `tmp`
+        (files.temp_path of `path`), keeping the id its metadata carries. `key` is a dataset, the
+        register, or another file's path relative to the data directory (never indexed).
+        `changed_rows`, as for `stage`, against the file of id `replaces`."""
+        self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
 
     def discard(self) -> None:
         """Delete what was staged and not installed (the writer failed before committing)."""
@@ -385,6 +438,8 @@ class Writer:
         (nothing is built when the published one already does). Returns the generation."""
         self.install()
         subjects, datasets = self._sources()
+        if self.sync is not None:
+            self.sync.push(self)
         try:
             current = current_generation(self.data_dir)
         except DataError:
@@ -474,19 +529,30 @@ class Writer:
 
 @contextmanager
 def writing(
-    data_dir: Path, catalog: Catalog, command: str, *, rebuild: bool = False
+    data_dir: Path,
+    catalog: Catalog,
+    command: str,
+    *,
+    rebuild: bool = False,
+    sync: Sync | None = None,
+    wait: bool = True,
 ) -> Iterator[Writer]:
     """Run one writer: take the lock, recover, let the caller stage files, then install them and
-    publish the index. When the caller raises, nothing is installed or published."""
-    with _locked(data_dir):
+    publish the index. When the caller raises, nothing is installed or published. With `sync`,
+    the directory is first brought up to the versions of record, and what the writer installed
+    becomes them before the index is published. With `wait=False`, WriterBusy instead of
+    waiting for another writer."""
+    with _locked(data_dir, wait=wait):
         try:
             recover(data_dir)
         except OSError as exc:
             raise DataError(
                 f"{data_dir}: cannot clean up after an earlier writer ({exc})"
             ) from None
-        writer = Writer(data_dir, catalog, command, rebuild)
+        writer = Writer(data_dir, catalog, command, rebuild, sync)
         try:
+            if sync is not None:
+                sync.pull(writer)
             yield writer
         except BaseException:
             writer.discard()
@@ -501,10 +567,10 @@ def writing(
             ) from None
 
 
-def rebuild_index(data_dir: Path, catalog: Catalog) -> int:
+def rebuild_index(data_dir: Path, catalog: Catalog, *, sync: Sync | None = None) -> int:
     """Build the index whole from the register and every domain's Parquet dataset and publish it
     (`creditcert data reindex`); returns the new generation."""
-    with writing(data_dir, catalog, "reindex", rebuild=True) as writer:
+    with writing(data_dir, catalog, "reindex", rebuild=True, sync=sync) as writer:
         pass
     assert writer.generation is not None
     return writer.generation

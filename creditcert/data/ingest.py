@@ -34,7 +34,7 @@ from creditcert.data.exports import (
     parse_date,
     read_rows,
 )
-from creditcert.data.index import Writer, bounded, writing
+from creditcert.data.index import Sync, Writer, bounded, writing
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
 from creditcert.data.store import dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
@@ -244,19 +244,22 @@ def ingest_file(
     encoding: str | None = None,
     default_kind: Kind = Kind.PENALTY,
     columns: ColumnMap | None = None,
+    sync: Sync | None = None,
 ) -> IngestResult:
-    """Validate every row of `path` and merge the good ones into the domain's dataset."""
+    """Validate every row of `path` and merge the good ones into the domain's dataset (with
+    `sync`, in the working copy of an object store, published there too)."""
     domain = catalog.domain(domain_code)
     columns = columns or ColumnMap.load()
     register = subjects_path(data_dir)
-    if not register.exists():
-        raise IngestError(f"no subject register at {register}; load the register before records")
+    if sync is None:  # else the register may only arrive with the pull
+        _need(register)
     enc, header, rows = read_rows(path, encoding)
     rows.close()  # read again, in batches (creditcert.data.batches)
     fields = columns.fields_of(path, header)
     target = dataset_path(data_dir, domain.dataset)
     rules = _Rules(fields, domain, default_kind, now.astimezone(SHANGHAI).date())
-    with writing(data_dir, catalog, "ingest") as writer:
+    with writing(data_dir, catalog, "ingest", sync=sync) as writer:
+        _need(register)
         con = bounded(duckdb.connect(), data_dir / ".spill")
         _load_known(con, register, target)
         attempts = batches.sources(path, enc, header)
@@ -316,6 +319,11 @@ def ingest_file(
         dataset=target,
         history=kept,
     )
+
+
+def _need(register: Path) -> None:
+    if not register.exists():
+        raise IngestError(f"no subject register at {register}; load the register before records")
 
 
 @dataclass(frozen=True, slots=True)

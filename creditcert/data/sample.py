@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from creditcert.config import Issuer
-from creditcert.data.index import bounded, writing
+from creditcert.data.index import Sync, bounded, writing
 from creditcert.data.sample_register import generate_codes, register
 from creditcert.data.schema import RECORD_COLUMNS, ROW_GROUP_SIZE, select_list
 from creditcert.data.store import SUBJECTS_KEY, subjects_path
@@ -186,14 +186,15 @@ def generate(
     records: int,
     seed: int,
     as_of: date,
+    sync: Sync | None = None,
 ) -> SampleSummary:
     """Write the register and all datasets under data_dir and publish them, with an index built
-    whole, as one set (under the writers' lock)."""
+    whole, as one set (under the writers' lock; with `sync`, to the object store too)."""
     rng = np.random.default_rng(seed)
     cutoff = datetime.combine(as_of, time(2, 0), SHANGHAI)
     subjects_table = register(rng, issuer, subjects, as_of)
     per_domain = {}
-    with writing(data_dir, catalog, "sample", rebuild=True) as writer:
+    with writing(data_dir, catalog, "sample", rebuild=True, sync=sync) as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
         try:
             con.register("register_src", subjects_table)

@@ -24,7 +24,7 @@ from creditcert.data.exports import (
     parse_date,
     read_rows,
 )
-from creditcert.data.index import bounded, writing
+from creditcert.data.index import Sync, bounded, writing
 from creditcert.data.schema import SUBJECT_ARROW_SCHEMA, SUBJECT_COLUMNS, select_list
 from creditcert.data.store import SUBJECTS_KEY, subjects_path
 from creditcert.errors import DataError
@@ -118,6 +118,7 @@ def import_register(
     now: datetime,
     encoding: str | None = None,
     columns: ColumnMap | None = None,
+    sync: Sync | None = None,
 ) -> RegisterImport:
     """Merge a register export into subjects.parquet and publish the index with it (atomically:
     readers see the old register or the new one)."""
@@ -147,7 +148,7 @@ def import_register(
         legacy += is_legacy
 
     target = subjects_path(data_dir)
-    with writing(data_dir, catalog, "register") as writer:
+    with writing(data_dir, catalog, "register", sync=sync) as writer:
         con = bounded(duckdb.connect(), data_dir / ".spill")
         con.register("incoming", pa.Table.from_pylist(good, schema=SUBJECT_ARROW_SCHEMA))
         cols = select_list(SUBJECT_COLUMNS)

@@ -8,6 +8,7 @@ not count toward the rate limit (docs/report.md §7).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -103,9 +104,11 @@ def issue_report(
     renderer: Renderer,
     reports_dir: Path,
     lang: str = "zh-en",
+    keep: Callable[[str, bytes], None] | None = None,
 ) -> IssuedReport:
     """Look up and build the document, reserve its number, seal, render and sign the PDF, keep
-    it as reports_dir/<number>.pdf, then mark the number issued.
+    it as reports_dir/<number>.pdf (and through `keep`, on the instances' shared storage), then
+    mark the number issued.
 
     The rate limit is checked before any rendering and again when the number is reserved. Any
     failure after the reservation voids the number; a crash leaves it pending, for `settle`."""
@@ -125,6 +128,8 @@ def issue_report(
         )
         pdf = pades.sign_pdf(renderer.render(doc, qr.text, sealed, lang), signer)
         write_atomically(path, pdf)
+        if keep is not None:
+            keep(doc.number, pdf)
         reached("report.pdf-written")
         if not registry.complete(doc.number):
             raise IssueError(

@@ -334,7 +334,7 @@ def _not_ready(service: Service) -> list[str]:
     except CreditcertError as exc:
         problems.append(f"signing key: {exc}")
     try:
-        if service.city.layout.registry.exists():
+        if service.city.has_registry:
             with service.city.registry(read_only=True):
                 pass  # opening reads it (one row, not a count)
     except CreditcertError as exc:

@@ -371,7 +371,7 @@ async def apply_remote(request: Request) -> Response:
         got = await asyncio.to_thread(
             service.city.apply_remote,
             code,
-            at=service.clock(),
+            clock=service.clock,
             domains=domains,
             years=int(years),
             lang=lang,
