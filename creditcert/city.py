@@ -49,6 +49,7 @@ from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
 from creditcert.trust.remote import RemoteReport
+from creditcert.trust.status import PartnerStatus
 from creditcert.trust.store import TrustStore, build_trust
 from creditcert.verify.application import ApplicationRefused, CheckedApplication, check_application
 from creditcert.verify.result import Verdict, Verification
@@ -98,11 +99,6 @@ class Layout:
     def remote(self) -> Path:
         """PDFs partners issued for enterprises that applied here (remote applications)."""
         return self.home / "remote"
-
-    @property
-    def sync_lock(self) -> Path:
-        """Held by whichever process syncs partners' bundles, one at a time."""
-        return self.partners / "sync.lock"
 
 
 if TYPE_CHECKING:
@@ -384,23 +380,12 @@ class City:
         return build_trust(self.keys, self.partners, at=at, registry=registry)
 
     def verify(
-        self,
-        source: bytes | str,
-        *,
-        at: datetime,
-        kind: InputKind | None = None,
-        online: object | None = None,
+        self, source: bytes | str, *, at: datetime, kind: InputKind | None = None, online=None
     ) -> Verification:
         """Verify a PDF or a photo (bytes), a QR text or a typed report number (str); the kind
-        of input is sniffed unless given. Reads only: works on a read-only home. `online` (a
-        client from `partner_client()`) lets a partner's typed number be asked of its service;
-        without it nothing touches the network, and PDFs and QR codes never do."""
-        status = None
-        if online is not None:
-            from creditcert.trust.status import PartnerStatus
-
-            timeout = self.settings.partners.status_timeout
-            status = PartnerStatus(self.partners, online, timeout=timeout)
+        of input is sniffed unless given. Reads only: works on a read-only home. Offline unless
+        `online` (sync.new_client) asks partners' services about their numbers (docs/verify.md)."""
+        status = PartnerStatus(self.partners, online, timeout=self.settings.partners.status_timeout)
         if self.has_registry:
             try:
                 with self.registry(read_only=True) as registry:
@@ -425,20 +410,6 @@ class City:
         write_atomically(self.layout.published_bundle, bundle)
         return bundle
 
-    def republish(self, *, at: datetime) -> bytes | None:
-        """Export the published bundle again, so that partners syncing from our service learn
-        of a revocation within their sync interval: None when this city publishes no bundle
-        (no published/bundle.cose yet). KeyFileError when the root key is not at hand (kept
-        offline): then an operator runs `creditcert partner export` with it."""
-        if not self.layout.published_bundle.exists():
-            return None
-        return self.export_bundle(at=at)
-
-    def partner_client(self):
-        """An HTTP client for partners' services: TLS verified against `partners.ca_bundle`
-        (else the system's CAs), no redirects, bounded timeouts. Close it (a context manager)."""
-        return sync.new_client(ca_bundle=self.settings.partners.ca_bundle)
-
     def import_bundle(self, data: bytes, *, pin: str | None, at: datetime) -> Verification:
         return self.partners.import_bundle(data, pin=pin, at=at)
 
@@ -449,15 +420,10 @@ class City:
     def sync_partners(
         self, codes: Sequence[str] | None = None, *, at: datetime, wait: bool = True
     ) -> list | None:
-        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`.
-        One process syncs a home at a time (partners/sync.lock): this waits for another's sync
-        to end, or with `wait=False` returns None at once while one runs."""
-        with sync.locked(self.layout.sync_lock, wait=wait) as held:
-            if not held:
-                return None
-            chosen = list(codes) if codes else self.partners.codes()
-            with self.partner_client() as client:
-                return [sync.sync_one(self.partners, code, client, at=at) for code in chosen]
+        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`;
+        None when `wait` is False and another process is syncing (docs/service.md)."""
+        with sync.new_client(self.settings.partners) as client:
+            return sync.sync_all(self.partners, codes, client, at=at, wait=wait)
 
     # --- remote applications (异地申请, docs/partners.md) ------------------------------------
 
@@ -521,7 +487,7 @@ class City:
         with self.registry() as registry:
             registry.record_application(_entry_of(application, "sent", partner, at))
         try:
-            with client or self.partner_client() as http:
+            with client or sync.new_client(self.settings.partners) as http:
                 answer = remote.send(http, state.url, sealed)
         except PartnerError as exc:
             self.settle_application(nonce, "failed", detail=str(exc))

@@ -22,15 +22,18 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry, generate_latest
 
 from creditcert import config
-from creditcert.errors import ConfigError, KeyFileError
+from creditcert.errors import ConfigError
 from creditcert.model.report_number import new_number
+from creditcert.registry import Entry
 from creditcert.service.syncer import PartnerSync, SyncMetrics
 from creditcert.trust import sync
+from creditcert.trust.bundles import revocation_id, verify_bundle
 from creditcert.trust.keys import fingerprint
 from creditcert.trust.status import STATUSES
 from creditcert.verify.result import Verdict
 from creditcert.verify.verifier import InputKind
 
+from .conftest import run_cli
 from .service_server import free_port
 from .test_partners import NOW, agreement_text, bundle_of, make_city
 
@@ -294,10 +297,12 @@ def test_a_round_is_skipped_while_another_process_syncs_the_home(maoming):
     registry = CollectorRegistry()
     at = NOW + timedelta(hours=1)
     rounds = PartnerSync(maoming, lambda: at, SyncMetrics(registry))
-    with sync.locked(maoming.layout.sync_lock, wait=False) as held:  # another process's lock
+    with sync.locked(
+        maoming.partners.dir / "sync.lock", wait=False
+    ) as held:  # another process's lock
         assert held
         assert rounds.round() is None
-        with sync.locked(maoming.layout.sync_lock, wait=False) as second:
+        with sync.locked(maoming.partners.dir / "sync.lock", wait=False) as second:
             assert not second
     assert maoming.partners.sync_state("230700").failed_at is None  # nothing was attempted
     done = rounds.round()
@@ -323,15 +328,32 @@ def test_the_statuses_read_are_those_our_own_endpoint_gives():
     assert set(STATUSES) == set(Answer.model_fields["status"].annotation.__args__)
 
 
-def test_republish_only_where_a_bundle_is_published_and_with_the_root_key(
+def test_revoke_re_exports_the_published_bundle_when_the_root_key_is_at_hand(
     tmp_path, _fresh_template
 ):
     city = make_city(tmp_path, "230700", "伊春市", _fresh_template)
-    assert city.republish(at=NOW) is None  # publishes nothing: nothing to refresh
+    numbers = [new_number("230700", NOW) for _ in range(3)]
+    with city.registry() as registry:  # issued numbers, without rendering their PDFs
+        for number in numbers:
+            registry.reserve(
+                Entry(number, "230700", "91230717MA0000001X", None, "00" * 32, "k", NOW,
+                      NOW + timedelta(days=30), "pending"),
+                rate_limit=0,
+            )  # fmt: skip
+            registry.complete(number)
+    home, published = city.settings.home, city.layout.published_bundle
+    quiet = run_cli(home, "revoke", numbers[0], "--reason", "r")
+    assert quiet.returncode == 0 and "published" not in quiet.stdout + quiet.stderr
+    assert not published.exists()  # a city that publishes nothing is left so
     first = bundle_of(city)
-    again = city.republish(at=NOW + timedelta(minutes=1))
-    assert again != first and city.layout.published_bundle.read_bytes() == again
     city.keys.root_key.rename(tmp_path / "offline.key")  # the root key kept offline
-    with pytest.raises(KeyFileError, match="root"):
-        city.republish(at=NOW + timedelta(minutes=2))
-    assert city.layout.published_bundle.read_bytes() == again
+    lagging = run_cli(home, "revoke", numbers[1], "--reason", "r")
+    assert lagging.returncode == 0 and "does not carry it yet" in lagging.stderr
+    assert "partner export" in lagging.stderr and published.read_bytes() == first
+    (tmp_path / "offline.key").rename(city.keys.root_key)
+    carried = run_cli(home, "revoke", numbers[2], "--reason", "r")
+    assert carried.returncode == 0 and "now carries it" in carried.stdout, carried.stderr
+    checked = verify_bundle(
+        published.read_bytes(), fingerprint(city.keys.root()), at=datetime.now(dt.UTC)
+    )
+    assert checked.bundle.revoked == {revocation_id(n) for n in numbers}, checked.pretty()

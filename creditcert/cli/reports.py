@@ -30,6 +30,7 @@ from creditcert.cli.render import print_findings, print_verification
 from creditcert.errors import KeyFileError
 from creditcert.files import write_atomically
 from creditcert.lookup import Request
+from creditcert.trust import sync
 from creditcert.verify.verifier import InputKind
 
 # What a lookup or a report asks for: one subject, domains (preset, list or all), a period.
@@ -192,8 +193,10 @@ def revoke(
     city = open_city(home)
     entry = city.revoke(number, reason=reason, at=now())
     out.print(f"revoked {entry.number} ({entry.subject_code}): {reason}", markup=False)
+    if not city.layout.published_bundle.exists():
+        return  # this city publishes no bundle: partners import the files it sends
     try:
-        published = city.republish(at=now())
+        city.export_bundle(at=now())
     except KeyFileError as exc:
         err.print(
             f"the bundle published for partners does not carry it yet ({exc}): run "
@@ -201,8 +204,7 @@ def revoke(
             markup=False,
         )
         return
-    if published is not None:
-        out.print("the bundle published for partners now carries it", markup=False)
+    out.print("the bundle published for partners now carries it", markup=False)
 
 
 @app.command()
@@ -236,7 +238,7 @@ def verify(
     elif qr is not None:
         result = city.verify(qr, at=when, kind=InputKind.QR)
     else:  # a partner's number is asked of its service (docs/partners.md)
-        with city.partner_client() as client:
+        with sync.new_client(city.settings.partners) as client:
             result = city.verify(number, at=when, kind=InputKind.NUMBER, online=client)
     if as_json:
         print_json(result.to_json())

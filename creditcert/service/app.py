@@ -45,6 +45,7 @@ from creditcert.lookup import Request as ReportRequest
 from creditcert.model.clock import SHANGHAI
 from creditcert.service import guard
 from creditcert.service.syncer import PartnerSync, SyncMetrics
+from creditcert.trust import sync
 from creditcert.verify.result import Verification
 
 HERE = Path(__file__).parent
@@ -124,7 +125,7 @@ class Service:
     verify_limit: guard.RateLimit
     pool: IssuePool | None = None
     verifiers: IssuePool | None = None  # workers without a renderer, for files
-    online: object | None = None  # City.partner_client(): partners' numbers asked of them
+    online: object | None = None  # sync.new_client: partners' numbers asked of them
 
     async def issue(self, code: str, request: ReportRequest, *, lang: str) -> Outcome:
         """Issue in a warm worker process; failures become problems with stable codes."""
@@ -208,7 +209,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         service.pool = IssuePool(city.settings, workers=issue_workers)
         service.verifiers = IssuePool(city.settings, renderer=False)
-        service.online = city.partner_client()
+        service.online = sync.new_client(city.settings.partners)
         syncing = None
         if city.settings.partners.sync_interval:  # docs/service.md, "Partner sync"
             syncing = asyncio.create_task(PartnerSync(city, clock, service.metrics.sync).run())

@@ -4,7 +4,7 @@
 A typed number carries no signature: only its issuer's registry knows whether it was issued. A
 partner's service answers `GET <URL>/api/v1/reports/<number>` with `creditcert.api.status/1`
 (status and validity, nothing about the subject). The URL is the one `partner add` recorded;
-the HTTP client is the caller's (TLS verified, no redirects: `City.partner_client`). The answer
+the HTTP client is the caller's (TLS verified, no redirects: `sync.new_client`). The answer
 is read strictly and bounded; anything else is a `PartnerError` that the verifier turns into
 *cannot decide*. PDFs and QR codes never come here: they verify offline from the bundle.
 """
@@ -37,7 +37,8 @@ class NumberStatus:
 
 
 class PartnerStatus:
-    """Asks partners' services for the status of their numbers, over an explicit client."""
+    """Asks partners' services for the status of their numbers, over an explicit client (with
+    none, verification is offline: every question is refused unasked)."""
 
     def __init__(self, partners: PartnerStore, client, *, timeout: float):
         self.partners = partners
@@ -47,6 +48,8 @@ class PartnerStatus:
     def ask(self, code: str, number: str) -> NumberStatus:
         """The status of `number` (canonical form) from partner `code`'s service; PartnerError
         when no URL is recorded, the service cannot be reached or its answer is not one."""
+        if self.client is None:
+            raise PartnerError(f"{code}'s service not asked (verifying offline)")
         state = self.partners.sync_state(code)
         if state is None:
             raise PartnerError(

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from creditcert.config import Partners
 from creditcert.errors import PartnerError
 from creditcert.files import write_atomically
 
@@ -113,14 +114,15 @@ def bounded_body(answer, limit: int, what: str) -> bytes:
     return bytes(body)
 
 
-def new_client(*, ca_bundle: Path | None = None, timeout: float = TIMEOUT):
-    """httpx with timeouts, TLS verification on (against `ca_bundle`'s certificates when given,
-    else the system's), and no redirects (a bundle never moves to another host behind our
-    back)."""
+def new_client(settings: Partners | None = None, *, timeout: float = TIMEOUT):
+    """The HTTP client for partners' services: httpx with timeouts, TLS verification on
+    (against the certificates of the settings' `ca_bundle` when set, else the system's), and no
+    redirects (a bundle never moves to another host behind our back). Close it."""
     import ssl
 
     import httpx
 
+    ca_bundle = settings.ca_bundle if settings else None
     verify = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
     return httpx.Client(
         timeout=timeout,
@@ -170,6 +172,17 @@ def add(store, code: str, url: str, pin: str) -> SyncState:
     state = SyncState(url) if old is None or old.url != url else old
     write_state(where, state)
     return state
+
+
+def sync_all(store, codes, client, *, at: datetime, wait: bool = True) -> list[Synced] | None:
+    """Sync every (or the named) partner under the store's lock (partners/sync.lock): one
+    process syncs a home at a time. Waits for another's sync to end, or with `wait=False`
+    returns None at once while one runs."""
+    with locked(store.dir / "sync.lock", wait=wait) as held:
+        if not held:
+            return None
+        chosen = list(codes) if codes else store.codes()
+        return [sync_one(store, code, client, at=at) for code in chosen]
 
 
 def sync_one(store, code: str, client, *, at: datetime) -> Synced:
