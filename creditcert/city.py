@@ -49,6 +49,7 @@ from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
 from creditcert.trust.remote import RemoteReport
+from creditcert.trust.status import PartnerStatus
 from creditcert.trust.store import TrustStore, build_trust
 from creditcert.verify.application import ApplicationRefused, CheckedApplication, check_application
 from creditcert.verify.result import Verdict, Verification
@@ -379,18 +380,20 @@ class City:
         return build_trust(self.keys, self.partners, at=at, registry=registry)
 
     def verify(
-        self, source: bytes | str, *, at: datetime, kind: InputKind | None = None
+        self, source: bytes | str, *, at: datetime, kind: InputKind | None = None, online=None
     ) -> Verification:
         """Verify a PDF or a photo (bytes), a QR text or a typed report number (str); the kind
-        of input is sniffed unless given. Reads only: works on a read-only home."""
+        of input is sniffed unless given. Reads only: works on a read-only home. Offline unless
+        `online` (sync.new_client) asks partners' services about their numbers (docs/verify.md)."""
+        status = PartnerStatus(self.partners, online, timeout=self.settings.partners.status_timeout)
         if self.has_registry:
             try:
                 with self.registry(read_only=True) as registry:
                     trust = self.trust(at=at, registry=registry)
-                    return Verifier(trust, at=at).verify(source, kind)
+                    return Verifier(trust, at=at, status=status).verify(source, kind)
             except RegistryError:
                 pass  # an unreadable registry answers nothing: our numbers are cannot-decide
-        return Verifier(self.trust(at=at), at=at).verify(source, kind)
+        return Verifier(self.trust(at=at), at=at, status=status).verify(source, kind)
 
     # --- partners ------------------------------------------------------------------------------
 
@@ -414,11 +417,13 @@ class City:
         """Record where a partner's service publishes its bundle, and pin its root."""
         sync.add(self.partners, code, url, pin)
 
-    def sync_partners(self, codes: Sequence[str] | None = None, *, at: datetime) -> list:
-        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`."""
-        chosen = list(codes) if codes else self.partners.codes()
-        with sync.new_client() as client:
-            return [sync.sync_one(self.partners, code, client, at=at) for code in chosen]
+    def sync_partners(
+        self, codes: Sequence[str] | None = None, *, at: datetime, wait: bool = True
+    ) -> list | None:
+        """Fetch every (or the named) partner's bundle from its service: a list of `Synced`;
+        None when `wait` is False and another process is syncing (docs/service.md)."""
+        with sync.new_client(self.settings.partners) as client:
+            return sync.sync_all(self.partners, codes, client, at=at, wait=wait)
 
     # --- remote applications (异地申请, docs/partners.md) ------------------------------------
 
@@ -482,7 +487,7 @@ class City:
         with self.registry() as registry:
             registry.record_application(_entry_of(application, "sent", partner, at))
         try:
-            with client or sync.new_client() as http:
+            with client or sync.new_client(self.settings.partners) as http:
                 answer = remote.send(http, state.url, sealed)
         except PartnerError as exc:
             self.settle_application(nonce, "failed", detail=str(exc))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import ssl
 import tomllib
 from dataclasses import dataclass
 from datetime import date
@@ -74,6 +75,15 @@ class ObjectStore:
 
 
 @dataclass(frozen=True, slots=True)
+class Partners:
+    """How the city reaches its partners' services (docs/partners.md, "Sync over HTTP")."""
+
+    sync_interval: int = 300  # seconds between the service's syncs (the bundle's max-age); 0 = off
+    ca_bundle: Path | None = None  # PEM file of CA certificates to trust instead of the system's
+    status_timeout: float = 5.0  # seconds for asking a partner the status of a number
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
     issuer: Issuer
@@ -85,6 +95,7 @@ class Settings:
     service: Service = Service()
     registry_url: str | None = None  # PostgreSQL (docs/scale-out.md); None: registry.sqlite
     object_store: ObjectStore | None = None  # data_dir is then the instance's local working copy
+    partners: Partners = Partners()
 
 
 TEMPLATE = """\
@@ -173,7 +184,7 @@ def load(home: str | Path | None = None) -> Settings:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    tables = {"format", "issuer", "data", "report", "purposes", "service", "registry"}
+    tables = {"format", "issuer", "data", "report", "purposes", "service", "registry", "partners"}
     only_keys(raw, tables, "top level", fail)
     if raw.get("format") != FORMAT:
         raise fail("format", f"got {raw.get('format')!r}, expected {FORMAT}")
@@ -208,6 +219,7 @@ def load(home: str | Path | None = None) -> Settings:
     catalog = _override_purposes(catalog, raw.get("purposes", {}), fail)
     service = _service(raw.get("service", {}), fail)
     registry_url = _registry_url(raw.get("registry", {}), fail)
+    partners = _partners(raw.get("partners", {}), root, fail)
     return Settings(
         home=root,
         issuer=issuer,
@@ -219,6 +231,7 @@ def load(home: str | Path | None = None) -> Settings:
         service=service,
         registry_url=registry_url,
         object_store=object_store,
+        partners=partners,
     )
 
 
@@ -325,6 +338,31 @@ def _service(table: Any, fail) -> Service:
             raise fail(f"service.{key}", f"must be an integer ≥ 0, got {value!r}")
         numbers[key] = value
     return Service(base_url, networks, header, **numbers)
+
+
+def _partners(table: Any, root: Path, fail) -> Partners:
+    if not isinstance(table, dict):
+        raise fail("[partners]", "must be a table")
+    only_keys(table, {"sync_interval", "ca_bundle", "status_timeout"}, "partners", fail)
+    default = Partners()
+    interval = table.get("sync_interval", default.sync_interval)
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 0:
+        raise fail("partners.sync_interval", f"must be seconds ≥ 0 (0: off), got {interval!r}")
+    timeout = table.get("status_timeout", default.status_timeout)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 60:
+        raise fail("partners.status_timeout", f"must be seconds in (0, 60], got {timeout!r}")
+    ca_bundle = None
+    if "ca_bundle" in table:
+        ca_bundle = root / _get(table, "partners.ca_bundle", str, fail)
+        try:
+            ssl.create_default_context(cafile=str(ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise fail(
+                "partners.ca_bundle",
+                f"{ca_bundle}: not a readable file of PEM certificates ({why})",
+            ) from None
+    return Partners(interval, ca_bundle, float(timeout))
 
 
 def _override_purposes(catalog: Catalog, overrides: Any, fail) -> Catalog:

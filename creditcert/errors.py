@@ -136,6 +136,10 @@ class Reason(CodedReason):
     ISSUER_MISMATCH = "issuer-mismatch", "the report names another city than the one that signed"
     OTHER_ISSUER = "other-issuer", "the number belongs to another city's registry"
     PARTNER_UNAVAILABLE = "partner-unavailable", "the partner's bundle is expired or unusable"
+    STATUS_UNREACHABLE = (
+        "status-unreachable",
+        "the issuing partner's service could not be asked the number's status",
+    )
     # the PDF as a whole
     SIGNATURE_COUNT = "signature-count", "the PDF does not carry exactly one signature"
     PADES_INVALID = "pades-invalid", "the PAdES signature is broken or does not cover the file"

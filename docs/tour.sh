@@ -114,10 +114,11 @@ YC2=$(creditcert --home out/demo/yichun sample subjects --with-records --limit 2
 step creditcert --home out/demo/maoming partner apply "$YC2" --out out/demo/remote-report.pdf \
   --domain market-regulation --domain taxation --domain human-resources --domain construction-market
 step creditcert --home out/demo/yichun verify out/demo/remote-report.pdf
-# A revocation in 伊春市 reaches 茂名市 with the next export and sync.
+# A revocation in 伊春市 reaches 茂名市 at its next sync: revoke re-exports 伊春市's published
+# bundle (its root key is at hand here); 茂名市's service fetches it within its sync_interval
+# (300 s), `partner sync` at once.
 REMOTE=$(creditcert --home out/demo/maoming verify out/demo/remote-report.pdf --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["number"])')
 step creditcert --home out/demo/yichun revoke "$REMOTE" --reason "demo: revoked at the issuing city"
-step creditcert --home out/demo/yichun partner export --out out/demo/yichun-bundle.cose
 step creditcert --home out/demo/maoming partner sync
 step creditcert --home out/demo/maoming verify out/demo/remote-report.pdf || echo "(exit $?: revoked in 伊春市, refused in 茂名市)"
 kill $YC_PID $MM_PID 2>/dev/null || true; wait $YC_PID $MM_PID 2>/dev/null || true

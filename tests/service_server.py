@@ -81,12 +81,12 @@ def set_base_url(home: Path, base: str) -> None:
 
 @contextmanager
 def serving(
-    home: Path, *args: str, workers: int = 1, own_base_url: bool = False
+    home: Path, *args: str, workers: int = 1, own_base_url: bool = False, port: int = 0
 ) -> Iterator[Server]:
-    """`creditcert serve --port 0 …` on `home` until the block ends. With `own_base_url` the
-    server listens on a port picked here, written first into the city's base_url, so the QR of
-    every report it issues is a URL of this very server (as a phone scanning it would open)."""
-    port = 0
+    """`creditcert serve --port 0 …` on `home` until the block ends (or on `port`: a server
+    started again where its partners expect it). With `own_base_url` the server listens on a
+    port picked here, written first into the city's base_url, so the QR of every report it
+    issues is a URL of this very server (as a phone scanning it would open)."""
     if own_base_url:
         port = free_port()
         set_base_url(home, f"http://127.0.0.1:{port}")

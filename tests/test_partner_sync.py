@@ -31,14 +31,21 @@ def shenyang(tmp_path_factory):
     return service_home(tmp_path_factory.mktemp("shenyang"))
 
 
-@pytest.fixture(scope="module")
-def maoming(tmp_path_factory, shenyang):
-    home = tmp_path_factory.mktemp("maoming") / "city"
+def partner_home(root, shenyang, settings: str = ""):
+    """茂名市 (440900), with 沈阳市's data and keys of its own; `settings` appended to its
+    creditcert.toml."""
+    home = root / "city"
     config.init(home, admin_code="440900", name="茂名市", name_en="Maoming")
     shutil.copytree(shenyang / "data", home / "data", dirs_exist_ok=True)
-    city = City.open(home)
-    city.keys.init(now() - timedelta(minutes=5))
+    with (home / "creditcert.toml").open("a", encoding="utf-8") as toml:
+        toml.write(settings)
+    City.open(home).keys.init(now() - timedelta(minutes=5))
     return home
+
+
+@pytest.fixture(scope="module")
+def maoming(tmp_path_factory, shenyang):
+    return partner_home(tmp_path_factory.mktemp("maoming"), shenyang)
 
 
 def agree(home) -> None:

@@ -62,3 +62,34 @@ def test_a_red_line_says_in_plain_words_what_went_wrong():
     )
     assert line.why_zh.startswith("签名与内容不符") and "altered" in line.why_en
     assert line.detail == "intact=False, valid=True"  # the checklist keeps the technical message
+
+
+def test_a_stale_partner_is_named_with_since_when_in_plain_words():
+    cl = Checklist()
+    cl.ok("format.qr-text", "read")
+    cl.undecided(
+        "issuer.key-known.qr",
+        Reason.PARTNER_UNAVAILABLE,
+        "kid 5f0c is not a key we can use now; partner 230700: bundle expired: valid "
+        "2026-06-01 09:00 to 2026-07-01 09:00; stale since 2026-07-01 09:00; sync failing since "
+        "2026-06-28T10:15:00+08:00 (last good sync 2026-06-28T10:10:00+08:00): refused",
+    )
+    issuer = plain_lines(cl.result(), own_code="210100", issuer_name=("伊春市", "Yichun"))[1]
+    assert issuer.state == "unknown"
+    assert (
+        issuer.why_zh
+        == "无法取得互认城市 230700 的有效信任数据（自 2026-07-01 09:00 起未能更新），请联系信用中心"
+    )
+    assert issuer.why_en == (
+        "No usable trust data for partner city 230700 (stale since 2026-07-01 09:00): "
+        "ask the credit centre"
+    )
+    cl = Checklist()
+    cl.undecided(
+        "issuer.number",
+        Reason.PARTNER_UNAVAILABLE,
+        "230700-2611-ABCDEFGH-J was issued by partner 230700: stored bundle refused: "
+        "bad-signature (x); sync failing since 2026-06-28T10:15:00+08:00 (never synced): y",
+    )
+    (issuer,) = plain_lines(cl.result(), own_code="210100", issuer_name=("伊春市", "Yichun"))
+    assert "(stale since 2026-06-28T10:15:00+08:00)" in issuer.why_en

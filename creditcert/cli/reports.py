@@ -16,6 +16,7 @@ from creditcert.cli.base import (
     HomeOpt,
     JsonOpt,
     app,
+    err,
     fail,
     now,
     open_city,
@@ -26,8 +27,10 @@ from creditcert.cli.base import (
     read_input,
 )
 from creditcert.cli.render import print_findings, print_verification
+from creditcert.errors import KeyFileError
 from creditcert.files import write_atomically
 from creditcert.lookup import Request
+from creditcert.trust import sync
 from creditcert.verify.verifier import InputKind
 
 # What a lookup or a report asks for: one subject, domains (preset, list or all), a period.
@@ -184,9 +187,24 @@ def revoke(
     reason: Annotated[str, typer.Option(help="Why (recorded with the revocation).")],
     home: HomeOpt = None,
 ) -> None:
-    """Revoke an issued report: verification rejects it from now on (the record stays)."""
-    entry = open_city(home).revoke(number, reason=reason, at=now())
+    """Revoke an issued report: verification rejects it from now on (the record stays). With the
+    root key at hand, the bundle published for partners is exported again at once, so partners
+    syncing from the service refuse the report within their sync interval."""
+    city = open_city(home)
+    entry = city.revoke(number, reason=reason, at=now())
     out.print(f"revoked {entry.number} ({entry.subject_code}): {reason}", markup=False)
+    if not city.layout.published_bundle.exists():
+        return  # this city publishes no bundle: partners import the files it sends
+    try:
+        city.export_bundle(at=now())
+    except KeyFileError as exc:
+        err.print(
+            f"the bundle published for partners does not carry it yet ({exc}): run "
+            "`creditcert partner export` with the root key",
+            markup=False,
+        )
+        return
+    out.print("the bundle published for partners now carries it", markup=False)
 
 
 @app.command()
@@ -219,8 +237,9 @@ def verify(
         result = city.verify(read_input(Path(file)), at=when)
     elif qr is not None:
         result = city.verify(qr, at=when, kind=InputKind.QR)
-    else:
-        result = city.verify(number, at=when, kind=InputKind.NUMBER)
+    else:  # a partner's number is asked of its service (docs/partners.md)
+        with sync.new_client(city.settings.partners) as client:
+            result = city.verify(number, at=when, kind=InputKind.NUMBER, online=client)
     if as_json:
         print_json(result.to_json())
     else:

@@ -270,10 +270,12 @@ def partner_apply(
 @partner_app.command("list")
 def partner_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     """Partners whose bundles we hold, whether each is usable now, and our agreements."""
+    partners = open_city(home).partners
     rows = [
         (stored.code, stored.bundle, stored.problem or problem, agreement)
-        for stored, agreement, problem in open_city(home).partners.listing(at=now())
+        for stored, agreement, problem in partners.listing(at=now())
     ]
+    synced = {code: partners.sync_state(code) for code, *_ in rows}
     if as_json:
         print_json(
             {
@@ -285,6 +287,7 @@ def partner_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
                         "usable": problem is None,
                         "problem": problem,
                         "agreement": _agreement_json(a) if a else None,
+                        "sync": _sync_json(synced[code]),
                     }
                     for code, b, problem, a in rows
                 ],
@@ -300,6 +303,25 @@ def partner_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             else "no agreement"
         )
         out.print(f"{code} {name}: {state}; {terms}", markup=False)
+        sync = synced[code]
+        if sync is not None:
+            good = f"last good sync {sync.ok_at}" if sync.ok_at else "never synced"
+            stale = (
+                f"; stale since {sync.failing_since}: {sync.problem}" if sync.failing_since else ""
+            )
+            out.print(f"    {sync.url}: {good}{visible(stale)}", markup=False)
+
+
+def _sync_json(sync) -> dict | None:
+    if sync is None:
+        return None
+    return {
+        "url": sync.url,
+        "last_good_sync": sync.ok_at,
+        "stale_since": sync.failing_since,
+        "last_failure": sync.failed_at,
+        "problem": sync.problem,
+    }
 
 
 def _agreement_json(a) -> dict:

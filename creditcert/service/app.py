@@ -44,6 +44,8 @@ from creditcert.issue.pool import BatchReason, IssuePool, Outcome
 from creditcert.lookup import Request as ReportRequest
 from creditcert.model.clock import SHANGHAI
 from creditcert.service import guard
+from creditcert.service.syncer import PartnerSync, SyncMetrics
+from creditcert.trust import sync
 from creditcert.verify.result import Verification
 
 HERE = Path(__file__).parent
@@ -108,6 +110,7 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.sync = SyncMetrics(self.registry)
 
 
 @dataclass
@@ -122,6 +125,7 @@ class Service:
     verify_limit: guard.RateLimit
     pool: IssuePool | None = None
     verifiers: IssuePool | None = None  # workers without a renderer, for files
+    online: object | None = None  # sync.new_client: partners' numbers asked of them
 
     async def issue(self, code: str, request: ReportRequest, *, lang: str) -> Outcome:
         """Issue in a warm worker process; failures become problems with stable codes."""
@@ -147,7 +151,9 @@ class Service:
             except BrokenProcessPool:
                 raise Problem(503, "unavailable", "the verifying process died; try again") from None
         else:
-            result = await asyncio.to_thread(self.city.verify, source, at=at, kind=kind)
+            result = await asyncio.to_thread(
+                self.city.verify, source, at=at, kind=kind, online=self.online
+            )
         self.metrics.verified.labels(result.verdict.value, label).inc()
         return result
 
@@ -203,9 +209,18 @@ def create_app(
     async def lifespan(app: FastAPI):
         service.pool = IssuePool(city.settings, workers=issue_workers)
         service.verifiers = IssuePool(city.settings, renderer=False)
+        service.online = sync.new_client(city.settings.partners)
+        syncing = None
+        if city.settings.partners.sync_interval:  # docs/service.md, "Partner sync"
+            syncing = asyncio.create_task(PartnerSync(city, clock, service.metrics.sync).run())
         try:
             yield
         finally:  # a report being rendered finishes (never half-issued); queued ones are dropped
+            if syncing is not None:
+                syncing.cancel()
+                await asyncio.gather(syncing, return_exceptions=True)
+            online, service.online = service.online, None
+            online.close()
             pool, service.pool = service.pool, None
             verifiers, service.verifiers = service.verifiers, None
             await asyncio.gather(

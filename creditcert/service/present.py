@@ -50,8 +50,26 @@ def plain_lines(result: Verification, *, own_code: str, issuer_name: tuple[str, 
         why = (
             PLAIN.get(decided.reason, ("", "")) if decided.status is not Status.PASSED else ("", "")
         )
+        if decided.reason is R.PARTNER_UNAVAILABLE:
+            why = _stale_partner(decided.message) or why
         lines.append(Line(_state(decided), *words, decided.message, *why))
     return lines
+
+
+def _stale_partner(message: str) -> tuple[str, str] | None:
+    """The partner an unusable bundle belongs to, and since when it has been stale (its expiry,
+    else the first failed sync), from the check's message (creditcert/trust/store.py)."""
+    code = re.search(r"partner (\d{6})", message)
+    if code is None:
+        return None
+    since = re.search(r"stale since ([^;]+)", message) or re.search(
+        r"sync failing since ([^ ;]+)", message
+    )
+    zh = f"无法取得互认城市 {code[1]} 的有效信任数据"
+    en = f"No usable trust data for partner city {code[1]}"
+    if since:
+        zh, en = f"{zh}（自 {since[1]} 起未能更新）", f"{en} (stale since {since[1]})"
+    return f"{zh}，请联系信用中心", f"{en}: ask the credit centre"
 
 
 def _recognised(checks: list[Check]) -> tuple[str, str] | None:
@@ -192,6 +210,10 @@ PLAIN: dict[R, tuple[str, str]] = {
     R.OTHER_ISSUER: (
         "该编号属于其他城市，请向出具城市核验",
         "The number belongs to another city: verify it there",
+    ),
+    R.STATUS_UNREACHABLE: (
+        "暂时无法向出具城市查询该编号，请核验 PDF 或二维码",
+        "The issuing city cannot be asked about this number now: verify the PDF or QR code",
     ),
     R.EXPIRED: ("报告已过有效期", "The report's validity has ended"),
     R.NOT_YET_VALID: ("报告的签发时间晚于核验时间", "The report was issued after the time checked"),

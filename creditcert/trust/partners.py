@@ -23,6 +23,7 @@ from creditcert.stages import reached
 from creditcert.trust.agreements import Agreement, parse_agreement
 from creditcert.trust.bundles import Bundle, normalise_pin, peek_issuer, verify_bundle
 from creditcert.trust.keys import fingerprint
+from creditcert.trust.sync import SyncState, read_state
 from creditcert.verify.result import Verification
 
 _CODE = re.compile(r"\d{6}")
@@ -117,6 +118,22 @@ class PartnerStore:
                 f"{bundle.expires_at:%Y-%m-%d %H:%M}",
             )
         return Stored(code, bundle, None)
+
+    def sync_state(self, code: str) -> SyncState | None:
+        """Where the partner publishes and how the last syncs went (None: never added by URL)."""
+        return read_state(self._where(code))
+
+    def staleness(self, code: str) -> str | None:
+        """Since when the partner's bundle has not been refreshed and why, for a partner whose
+        held bundle cannot be used: the sync state when its bundle comes over HTTP."""
+        state = self.sync_state(code)
+        if state is None:
+            return None
+        return state.stale_note() or (
+            f"last good sync {state.ok_at}: {state.url} still publishes this bundle"
+            if state.ok_at
+            else f"never synced from {state.url}"
+        )
 
     def listing(self, *, at: datetime) -> list[tuple[Stored, Agreement | None, str | None]]:
         """Every partner directory with its bundle and agreement as usable at `at`; a damaged

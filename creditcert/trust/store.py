@@ -255,6 +255,11 @@ def build_trust(
         if bundle is None or stored.problem is not None or problem is not None:
             signers_known = bundle.signers if bundle else ()
             why = stored.problem or problem or "unusable"
+            stale = partners.staleness(stored.code)
+            if bundle is not None and at >= bundle.expires_at:
+                why += f"; stale since {bundle.expires_at:%Y-%m-%d %H:%M}"
+            if stale:
+                why += f"; {stale}"
             unavailable.append(Unavailable(stored.code, why, signers_known))
             continue
         found.append(

@@ -10,12 +10,17 @@ has been stale.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from creditcert.config import Partners
 from creditcert.errors import PartnerError
 from creditcert.files import write_atomically
 
@@ -33,8 +38,16 @@ class SyncState:
     etag: str | None = None
     last_modified: str | None = None
     ok_at: str | None = None
-    failed_at: str | None = None
+    failed_at: str | None = None  # the last failed attempt
     problem: str | None = None
+    failing_since: str | None = None  # the first failed attempt after the last good one
+
+    def stale_note(self) -> str | None:
+        """Since when syncing has failed and why, or None while it succeeds."""
+        if not self.failing_since:
+            return None
+        good = f"last good sync {self.ok_at}" if self.ok_at else "never synced"
+        return f"sync failing since {self.failing_since} ({good}): {self.problem}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,17 +114,39 @@ def bounded_body(answer, limit: int, what: str) -> bytes:
     return bytes(body)
 
 
-def new_client(*, verify: str | bool = True):
-    """httpx with timeouts, TLS verification on, and no redirects (a bundle never moves to
-    another host behind our back)."""
+def new_client(settings: Partners | None = None, *, timeout: float = TIMEOUT):
+    """The HTTP client for partners' services: httpx with timeouts, TLS verification on
+    (against the certificates of the settings' `ca_bundle` when set, else the system's), and no
+    redirects (a bundle never moves to another host behind our back). Close it."""
+    import ssl
+
     import httpx
 
+    ca_bundle = settings.ca_bundle if settings else None
+    verify = ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
     return httpx.Client(
-        timeout=TIMEOUT,
+        timeout=timeout,
         follow_redirects=False,
         verify=verify,
         headers={"User-Agent": "creditcert partner sync"},
     )
+
+
+@contextmanager
+def locked(path: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold `path`'s exclusive lock (flock: released when the process dies) while the block
+    runs: True when held; False at once, without waiting, when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def stamp(at: datetime) -> str:
@@ -137,6 +172,17 @@ def add(store, code: str, url: str, pin: str) -> SyncState:
     state = SyncState(url) if old is None or old.url != url else old
     write_state(where, state)
     return state
+
+
+def sync_all(store, codes, client, *, at: datetime, wait: bool = True) -> list[Synced] | None:
+    """Sync every (or the named) partner under the store's lock (partners/sync.lock): one
+    process syncs a home at a time. Waits for another's sync to end, or with `wait=False`
+    returns None at once while one runs."""
+    with locked(store.dir / "sync.lock", wait=wait) as held:
+        if not held:
+            return None
+        chosen = list(codes) if codes else store.codes()
+        return [sync_one(store, code, client, at=at) for code in chosen]
 
 
 def sync_one(store, code: str, client, *, at: datetime) -> Synced:
@@ -180,14 +226,16 @@ def sync_one(store, code: str, client, *, at: datetime) -> Synced:
 
 
 def _ok(state: SyncState, etag, modified, at: datetime) -> SyncState:
-    return SyncState(state.url, etag, modified, stamp(at), state.failed_at, None)
+    return SyncState(state.url, etag, modified, stamp(at), state.failed_at, None, None)
 
 
 def _failed(
     where: Path, state: SyncState, code: str, status: str, why: str, at: datetime
 ) -> Synced:
-    write_state(
-        where, SyncState(state.url, state.etag, state.last_modified, state.ok_at, stamp(at), why)
+    since = state.failing_since or stamp(at)
+    failed = SyncState(
+        state.url, state.etag, state.last_modified, state.ok_at, stamp(at), why, since
     )
-    since = f"; last good sync {state.ok_at}" if state.ok_at else "; never synced"
-    return Synced(code, status, why + since)
+    write_state(where, failed)
+    good = f"; last good sync {state.ok_at}" if state.ok_at else "; never synced"
+    return Synced(code, status, f"{why}{good}; failing since {since}")

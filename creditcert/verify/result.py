@@ -55,8 +55,11 @@ HINTS: dict[Reason, str] = {
     Reason.BAD_PDF: "the PDF is damaged: ask the enterprise for the original file, or verify a "
     "photo of a page or the report number",
     Reason.TOO_LARGE: "send the PDF as issued (reports are far smaller), or a photo of a page",
-    Reason.PARTNER_UNAVAILABLE: "ask the operator to import the partner's current bundle "
-    "(creditcert partner import), then verify again",
+    Reason.PARTNER_UNAVAILABLE: "ask the operator to fetch the partner's current bundle "
+    "(creditcert partner sync, or creditcert partner import of a file it sends), then verify "
+    "again",
+    Reason.STATUS_UNREACHABLE: "verify the PDF or its QR code (they verify offline, from the "
+    "partner's bundle), or try the number again later",
     Reason.CATALOG_MISMATCH: "ask the operator to import the partner's current bundle",
     Reason.OTHER_ISSUER: "verify the PDF or its QR code, or ask the issuing city",
     Reason.NO_REGISTRY: "verify the PDF or its QR code, or verify on the issuing city's service",

@@ -8,7 +8,8 @@ of what to try; what is read and wrong is *rejected*.
 QR text   1 format (size, prefix, base45 or digits, zlib, COSE)  2 integrity (known key, signature)
           3 content (claims, issuer named, key at issue)  4 validity  5 status  6 scope
 image     0 exactly one QR on the photo, then the QR steps
-number    1 shape and check character  2 our registry: status and validity
+number    1 shape and check character  2 ours: our registry's status and validity; a partner's:
+          its revocation list, our agreement, then its service's answer (status, validity)
 PDF       1 readable PDF  2 PAdES  3 report.cose: signature, document, issuer, key
           4 the same QR on every page, the QR steps, QR = envelope  5 status  6 scope
 """
@@ -20,13 +21,22 @@ from enum import StrEnum
 
 from creditcert.envelope import qr as qr_format
 from creditcert.envelope.report import read_document
-from creditcert.errors import DecodeError, Reason
+from creditcert.errors import DecodeError, PartnerError, Reason
 from creditcert.model import report_number
 from creditcert.model.clock import SHANGHAI
 from creditcert.model.document import ReportDocument
-from creditcert.trust.store import TrustStore
+from creditcert.trust.status import PartnerStatus
+from creditcert.trust.store import Partner, TrustStore
 from creditcert.verify import checks, extract
-from creditcert.verify.result import Checklist, Verification
+from creditcert.verify.result import Checklist, Status, Verification
+
+# What a partner's service may answer other than `issued`: the reason and the words for it.
+_ONLINE_REFUSALS = {
+    "revoked": (Reason.REVOKED, "was revoked"),
+    "void": (Reason.VOIDED, "was voided, never issued"),
+    "pending": (Reason.NOT_COMPLETED, "is pending: its issuance never completed"),
+    "unknown": (Reason.UNKNOWN_NUMBER, "is not in its registry"),
+}
 
 
 class InputKind(StrEnum):
@@ -52,13 +62,16 @@ class InputKind(StrEnum):
 
 
 class Verifier:
-    """Verifies against one trust store at one time (both explicit: nothing reads the clock)."""
+    """Verifies against one trust store at one time (both explicit: nothing reads the clock).
+    `status` asks partners' services about their typed numbers; without it (the default) a
+    verifier never touches the network, and PDFs and QR codes never do in any case."""
 
-    def __init__(self, trust: TrustStore, *, at: datetime):
+    def __init__(self, trust: TrustStore, *, at: datetime, status: PartnerStatus | None = None):
         if at.tzinfo is None:
             raise ValueError("the verification time needs a time zone")
         self.trust = trust
         self.at = at
+        self.status = status
 
     def verify(self, source: bytes | str, kind: InputKind | None = None) -> Verification:
         """Any input: PDF or image bytes, QR text or a typed number (`kind` sniffed if not given)."""
@@ -120,7 +133,8 @@ class Verifier:
         )
 
     def number(self, typed: str) -> Verification:
-        """A typed number: only its issuer's registry can answer, and only ours is at hand."""
+        """A typed number: only its issuer's registry can answer: ours here, a partner's through
+        its service (and only under a live agreement)."""
         cl = Checklist()
         number = report_number.parse(typed)
         if number is None:
@@ -133,11 +147,9 @@ class Verifier:
         cl.ok("format.number", number)
         own = self.trust.own
         if not number.startswith(own.code):
-            cl.undecided(
-                "issuer.number",
-                Reason.OTHER_ISSUER,
-                f"{number} was issued by {number[:6]}; only that city's registry can answer",
-            )
+            partner = self._number_issuer(number, cl)
+            if partner is not None:
+                self._partner_number(partner, number, cl)
             return cl.result(number=number)
         if own.registry is None:
             cl.undecided(
@@ -150,6 +162,56 @@ class Verifier:
         if entry is not None:
             checks.validity(entry.issued_at, entry.valid_until, self.at, cl)
         return cl.result(number=number)
+
+    def _number_issuer(self, number: str, cl: Checklist) -> Partner | None:
+        """The partner that issued `number`, or why none can answer for it."""
+        code = number[:6]
+        partner = next((p for p in self.trust.partners if p.code == code), None)
+        if partner is not None:
+            cl.ok("issuer.number", f"{number} was issued by {code} ({partner.name}), a partner")
+            return partner
+        stale = next((u for u in self.trust.unavailable if u.code == code), None)
+        if stale is not None and stale.reason is Reason.PARTNER_UNAVAILABLE:
+            cl.undecided(
+                "issuer.number", stale.reason, f"{number} was issued by {stale.describe()}"
+            )
+        else:
+            cl.undecided(
+                "issuer.number",
+                Reason.OTHER_ISSUER,
+                f"{number} was issued by {code}, not a partner of ours; only that city's "
+                "registry can answer",
+            )
+        return None
+
+    def _partner_number(self, partner: Partner, number: str, cl: Checklist) -> None:
+        """A partner's number: its bundle's revocation list and our agreement (offline), then
+        the status its service gives, and the validity and agreement at that issue time."""
+        if partner.agreement is None:  # no-agreement whatever the times: nothing to ask
+            partner.check_scope(self.at, self.at, None, cl)
+            return
+        partner.check_status(number, None, cl)
+        if cl.checks[-1].status is Status.FAILED:  # revoked in its bundle: no need to ask
+            return
+        step, code = "status.issuer-online", partner.code
+        if self.status is None:
+            cl.undecided(step, Reason.STATUS_UNREACHABLE, f"{code}'s service not asked (offline)")
+            return
+        try:
+            answer = self.status.ask(code, number)
+        except PartnerError as exc:
+            cl.undecided(step, Reason.STATUS_UNREACHABLE, f"partner {code}: {exc}")
+            return
+        if answer.status != "issued" or answer.issued_at is None or answer.valid_until is None:
+            reason, words = _ONLINE_REFUSALS.get(answer.status, _ONLINE_REFUSALS["unknown"])
+            cl.fail(step, reason, f"{code}'s service says {number} {words}")
+            return
+        cl.ok(
+            step,
+            f"{code}'s service says {number} issued {answer.issued_at:%Y-%m-%d %H:%M}, not revoked",
+        )
+        checks.validity(answer.issued_at, answer.valid_until, self.at, cl)
+        partner.check_scope(answer.issued_at, self.at, None, cl)
 
     def pdf(self, data: bytes) -> Verification:
         cl = Checklist()
