@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/python benchmarks/verify_speed.py
 	$(BIN)/python benchmarks/batch_speed.py
 	$(BIN)/python benchmarks/service_load.py
+	$(BIN)/python benchmarks/scale_out.py
 
 lint: setup
 	$(BIN)/ruff check creditcert tests benchmarks tools

@@ -458,7 +458,10 @@ def _signature(sig: pikepdf.Object, data: bytes, where: str) -> Iterator[Finding
     if a != 0 or not whole or not (hole.startswith(b"<") and hole.endswith(b">")):
         yield Finding("signature", where, f"/ByteRange {[a, b, c, d]} for {len(data)} bytes")
         return
-    signed = cms.ContentInfo.load(bytes.fromhex(hole[1:-1].decode()).rstrip(b"\0") or b"\x30\x00")
+    # the DER value, then zero padding to the end of the hole: read by its own length (not by
+    # stripping zeros, which also eats a signature whose last byte is 0x00, one time in 256)
+    raw = bytes.fromhex(hole[1:-1].decode())
+    signed = cms.ContentInfo.load(raw if raw.strip(b"\0") else b"\x30\x00", strict=False)
     content = signed["content"]
     infos = content["signer_infos"]
     certs = {(x.chosen.issuer.dump(), x.chosen.serial_number) for x in content["certificates"]}
