@@ -294,12 +294,13 @@ async def remote_application(request: Request) -> Response:
     try:
         ask = city.application_request(application, at=at)
         outcome = await service.issue(application.subject_code, ask, lang=application.lang)
-        entry, pdf = await asyncio.to_thread(city.report_pdf, outcome.number, at=at)
     except (Problem, CreditcertError) as exc:
         why = f"{exc.code}: {exc.detail}" if isinstance(exc, Problem) else str(exc)
         await asyncio.to_thread(city.settle_application, nonce, "refused", detail=why)
         raise
-    await asyncio.to_thread(city.settle_application, nonce, "issued", number=entry.number)
+    await asyncio.to_thread(city.settle_application, nonce, "issued", number=outcome.number)
+    # the kept PDF, read at the clock of now: the report was issued after `at`
+    entry, pdf = await asyncio.to_thread(city.report_pdf, outcome.number, at=service.clock())
     request.state.number = entry.number
     return Response(
         pdf,
