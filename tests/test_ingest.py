@@ -14,6 +14,8 @@ from creditcert.data.store import Store, dataset_path, read_file_id
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 
+from .conftest import transport_export
+
 NOW = datetime(2026, 7, 1, 9, 30, tzinfo=SHANGHAI)
 
 
@@ -199,3 +201,31 @@ def test_cli_ingest_json_and_exit_code(fresh_city, tmp_path):
         app, ["ingest", "--domain", "market-regulation", "nope.csv", "--home", str(fresh_city.home)]
     )
     assert missing.exit_code == 2
+
+
+def test_running_out_of_memory_is_one_line_and_loses_nothing(fresh_city, tmp_path, monkeypatch):
+    """DuckDB's writers are capped (index.WRITER_MEMORY); when a 1M-row ingest passed the cap while
+    it merged (seen with the cap at 640MB), the CLI printed DuckDB's traceback. Running out of
+    memory is one line, exit 2, and the published data stays as it was."""
+    import duckdb
+
+    from creditcert.data import ingest
+
+    def exhausted(*args, **kwargs):
+        raise duckdb.OutOfMemoryException(
+            "Out of Memory Error: failed to allocate data of size 64.0 KiB (610.6 MiB/610.3 MiB "
+            "used)\n\nPossible solutions:\n* Reducing the number of threads"
+        )
+
+    export = transport_export(fresh_city, tmp_path / "t.csv", rows=200)
+    transport = fresh_city.settings.catalog.domain("transport")
+    with Store(fresh_city.settings.data_dir, fresh_city.settings.catalog) as store:
+        before = store.dataset_info(transport).rows
+    monkeypatch.setattr(ingest, "_merge", exhausted)
+    home = str(fresh_city.settings.home)
+    done = CliRunner().invoke(app, ["ingest", "--domain", "transport", str(export), "--home", home])
+    assert done.exit_code == 2, done.output
+    assert done.output.startswith("error: out of memory (Out of Memory Error: failed to allocate")
+    assert len(done.output.strip().splitlines()) == 1 and "Traceback" not in done.output
+    with Store(fresh_city.settings.data_dir, fresh_city.settings.catalog) as store:
+        assert store.dataset_info(transport).rows == before

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import duckdb
 import typer
 import typer.core
 from rich.console import Console
@@ -25,8 +26,9 @@ from creditcert.model.clock import SHANGHAI
 
 
 class _CleanErrors(typer.core.TyperGroup):
-    """Library errors, and the OS errors of a full disk or a read-only home, become one clean
-    line on stderr and exit code 2, never a traceback."""
+    """Library errors, the OS errors of a full disk or a read-only home, and running out of
+    memory (DuckDB's writers are capped: creditcert/data/index.py) become one clean line on
+    stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -36,6 +38,12 @@ class _CleanErrors(typer.core.TyperGroup):
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}")
+        except (MemoryError, duckdb.OutOfMemoryException) as exc:
+            said = str(exc).strip().splitlines()[0] if str(exc).strip() else "no detail"
+            fail(
+                f"out of memory ({said}); nothing was published: free memory on this machine, or "
+                "split the input and run again"
+            )
 
 
 app = typer.Typer(
