@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from creditcert import lookup
-from creditcert.errors import CreditcertError, PartnerError, SubjectError
+from creditcert.errors import CreditcertError, IssueError, PartnerError, SubjectError
 from creditcert.rules.vocab import KIND_NAMES, LEFT_OUT_NAMES, Kind, LeftOut
 from creditcert.service import guard
 from creditcert.service.app import Problem, Service, render
@@ -384,29 +384,29 @@ async def apply_remote(request: Request) -> Response:
     return RedirectResponse(f"/remote/{got.number}", status_code=303)
 
 
-def _remote_entry(service: Service, code: str, number: str):
-    for entry in service.city.remote_reports(code):
-        if entry.number == number and entry.outcome == "issued":
-            return entry
-    raise Problem(404, "not-found", "no such report of yours")
+def _remote_pdf(service: Service, code: str, number: str) -> bytes:
+    """The kept PDF of a report a partner issued for the signed-in enterprise (City.remote_pdf
+    checks it is theirs); 404 otherwise."""
+    try:
+        return service.city.remote_pdf(code, number)
+    except (IssueError, FileNotFoundError):
+        raise Problem(404, "not-found", "no such report of yours") from None
 
 
 @router.get("/remote/{number}")
 async def remote_report_page(request: Request, number: str) -> Response:
     service = service_of(request)
     code = _need_code(request)
-    entry = await asyncio.to_thread(_remote_entry, service, code, number)
+    pdf = await asyncio.to_thread(_remote_pdf, service, code, number)
     request.state.number = number
-    pdf = await asyncio.to_thread(service.city.remote_pdf, code, number)
     result = await service.verify(pdf, None, "remote")  # as it stands now: revoked, expired…
-    doc = result.document
     return render(
         request,
         "remote_report.html",
         {
-            "entry": entry,
+            "number": number,
             "result": result,
-            "doc": doc,
+            "doc": result.document,
             "verdict_words": VERDICT_WORDS[result.verdict],
         },
     )
@@ -416,7 +416,6 @@ async def remote_report_page(request: Request, number: str) -> Response:
 async def remote_report_pdf(request: Request, number: str) -> Response:
     service = service_of(request)
     code = _need_code(request)
-    await asyncio.to_thread(_remote_entry, service, code, number)
-    pdf = await asyncio.to_thread(service.city.remote_pdf, code, number)
+    pdf = await asyncio.to_thread(_remote_pdf, service, code, number)
     request.state.number = number
     return _pdf_download(pdf, number)
