@@ -6,13 +6,12 @@
     result = city.verify(pdf_bytes, at=now)
 
 City owns the home's layout (docs/config.md); the CLI and the service parse their input, make one
-call here and render what comes back. Time is always a parameter: nothing here reads the clock.
+call here and render what comes back; remote applications (异地申请) are `city.applications`.
+Time is always a parameter: nothing here reads the clock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,33 +25,21 @@ from creditcert.config import Settings
 from creditcert.data import history
 from creditcert.data.index import Sync
 from creditcert.data.store import Store, Subject
-from creditcert.envelope.application import Application, seal_application
-from creditcert.errors import (
-    CreditcertError,
-    DataError,
-    IssueError,
-    PartnerError,
-    RegistryError,
-    SubjectError,
-)
+from creditcert.errors import DataError, IssueError, RegistryError
 from creditcert.files import write_atomically
-from creditcert.issue.issuer import IssuedReport, issue_report, pdf_path, settle
+from creditcert.issue.issuer import IssuedReport, canonical_number, issue_report, pdf_path, settle
 from creditcert.lookup import Findings, Request
-from creditcert.model import report_number
-from creditcert.model.clock import SHANGHAI
-from creditcert.registry import STATUS_WORDS, ApplicationEntry, Entry, Registry, Replayed
+from creditcert.registry import STATUS_WORDS, Entry, Registry
 from creditcert.registry import opened as registry_at
-from creditcert.rules import codes
+from creditcert.remote_applications import RemoteApplications
 from creditcert.service.tokens import TokenStore
 from creditcert.trust import remote, sync
 from creditcert.trust.bundles import export_bundle
 from creditcert.trust.keys import KeyStore
 from creditcert.trust.partners import PartnerStore
-from creditcert.trust.remote import RemoteReport
 from creditcert.trust.status import PartnerStatus
 from creditcert.trust.store import TrustStore, build_trust
-from creditcert.verify.application import ApplicationRefused, CheckedApplication, check_application
-from creditcert.verify.result import Verdict, Verification
+from creditcert.verify.result import Verification
 from creditcert.verify.verifier import InputKind, Verifier
 
 
@@ -317,14 +304,14 @@ class City:
     def revoke(self, number: str, *, reason: str, at: datetime) -> Entry:
         """Revoke an issued report; it no longer counts toward the subject's rate limit, so a
         report issued for the wrong purpose can be replaced the same day."""
-        canonical = _number(number)
+        canonical = canonical_number(number)
         with self.registry() as registry:
             return registry.revoke(canonical, reason=reason, at=at)
 
     def report_pdf(self, number: str, *, at: datetime) -> tuple[Entry, bytes]:
         """An issued report's PDF again, as the city kept it, while the report is valid at `at`
         ("enterprises lose files"); revoked, void, expired or unknown numbers are refused."""
-        canonical = _number(number)
+        canonical = canonical_number(number)
         with self.registry() as registry:
             settle(registry, self.layout.reports, at=at)
             entry = registry.get(canonical)
@@ -427,172 +414,11 @@ class City:
 
     # --- remote applications (异地申请, docs/partners.md) ------------------------------------
 
-    def registering_partner(self, code: str) -> str | None:
-        """The partner city that registers this credit code, if we have one."""
-        return remote.registering_partner(code.strip().upper(), self.partners.codes())
-
-    def agreed_domains(self, partner: str, *, at: datetime) -> list:
-        """The partner's domains our agreement with it recognises, in its catalog order: what
-        an enterprise of that city may ask for here (empty: no usable bundle or agreement)."""
-        stored = self.partners.stored(partner, at=at)
-        if stored.bundle is None or stored.problem is not None:
-            return []
-        agreement = self.partners.agreement(partner, stored.bundle.catalog)
-        if agreement is None or not agreement.live(at.astimezone(SHANGHAI).date()):
-            return []
-        return [d for d in stored.bundle.catalog.domains if d.code in agreement.mapping]
-
-    def apply_remote(
-        self,
-        code: str,
-        *,
-        clock: Callable[[], datetime],
-        domains: Sequence[str] | None = None,
-        years: int = 3,
-        lang: str = "zh-en",
-        client=None,
-    ) -> RemoteReport:
-        """Ask the partner city that registers `code` to issue its report (the enterprise signed
-        in here): a signed application to the partner's service, and the report it returns,
-        verified here before it is kept and handed over. Both registries record the request.
-        `clock` is read when the application is signed and again when the report has come."""
-        at = clock()
-        check = codes.validate(code)
-        if not check.acceptable_if_registered:
-            raise SubjectError(f"{check.code!r} is not a valid credit code: {check.describe()}")
-        code = check.code
-        partner = self.registering_partner(code)
-        if partner is None:
-            raise PartnerError(f"{code} is registered in no partner city of ours")
-        agreed = [d.code for d in self.agreed_domains(partner, at=at)]
-        if not agreed:
-            raise PartnerError(
-                f"no usable bundle of {partner} with an agreement in force: "
-                f"creditcert partner sync {partner}; creditcert agreement show {partner}"
-            )
-        chosen = list(domains) if domains else agreed
-        outside = [d for d in chosen if d not in agreed]
-        if outside:
-            raise PartnerError(f"not in the agreement with {partner}: {', '.join(outside)}")
-        state = sync.read_state(self.partners.partner_dir(partner))
-        if state is None:
-            raise PartnerError(f"no URL for {partner}: creditcert partner add {partner} --url …")
-        application = Application.new(
-            from_city=self.settings.issuer.admin_code, to_city=partner, subject_code=code,
-            domains=tuple(chosen), years=years, as_of=at.astimezone(SHANGHAI).date(),
-            lang=lang, sent_at=at,
-        )  # fmt: skip
-        sealed = seal_application(application, self.keys.signer(at))
-        nonce = application.nonce.hex()
-        with self.registry() as registry:
-            registry.record_application(_entry_of(application, "sent", partner, at))
-        try:
-            with client or sync.new_client(self.settings.partners) as http:
-                answer = remote.send(http, state.url, sealed)
-        except PartnerError as exc:
-            self.settle_application(nonce, "failed", detail=str(exc))
-            raise
-        if isinstance(answer, remote.Refusal):
-            self.settle_application(nonce, "refused", detail=answer.describe())
-            raise PartnerError(f"{partner} refused the application: {answer.describe()}")
-        result = self.verify(answer, at=clock())
-        doc = result.document
-        if result.verdict is not Verdict.ACCEPTED or doc is None:
-            why = "; ".join(f"{c.reason}: {c.message}" for c in result.failures[:2])
-            self.settle_application(
-                nonce, "failed", detail=f"the returned report does not verify: {why}"
-            )
-            raise PartnerError(f"the report {partner} returned does not verify here: {why}")
-        if doc.subject_code != code or [d.code for d in doc.domains] != chosen:
-            self.settle_application(
-                nonce, "failed", detail="the returned report is not the one asked for"
-            )
-            raise PartnerError(f"the report {partner} returned is not the one asked for")
-        self.layout.remote.mkdir(exist_ok=True)
-        write_atomically(pdf_path(self.layout.remote, doc.number), answer)
-        self.settle_application(nonce, "issued", number=doc.number)
-        return RemoteReport(partner, doc.number, answer, result)
-
-    def settle_application(self, nonce: str, outcome: str, **what) -> None:
-        """Record what became of an application: issued (number=…), refused or failed (detail=…)."""
-        with self.registry() as registry:
-            registry.settle_application(nonce, outcome, **what)
-
-    def remote_reports(self, code: str) -> list[ApplicationEntry]:
-        """The enterprise's applications forwarded from here, newest first."""
-        if not self.has_registry:
-            return []
-        with self.registry() as registry:
-            return registry.applications_of(code.strip().upper(), "sent")
-
-    def remote_pdf(self, code: str, number: str) -> bytes:
-        """The kept PDF of a report a partner issued for `code` through us."""
-        canonical = _number(number)
-        if not any(e.number == canonical for e in self.remote_reports(code)):
-            raise IssueError(f"{canonical} is no report of {code} applied for here")
-        return pdf_path(self.layout.remote, canonical).read_bytes()
-
-    def check_application(self, data: bytes, *, at: datetime) -> CheckedApplication:
-        """Every check of a partner's application (signature first), without recording it."""
-        return check_application(data, self.trust(at=at), at=at)
-
-    def admit_application(self, data: bytes, *, at: datetime) -> Application:
-        """A partner's application that passed every check, recorded (its nonce used up);
-        ApplicationRefused with the checks otherwise, Replayed when it was seen before."""
-        checked = self.check_application(data, at=at)
-        application = checked.application
-        if application is not None and checked.result.verdict.accepted:
-            with self.registry() as registry:
-                registry.record_application(
-                    _entry_of(application, "received", application.from_city, at)
-                )
-            return application
-        refused = ApplicationRefused(checked.result)
-        if application is not None:  # the sender is known (its signature held): on the record
-            entry = _entry_of(application, "received", application.from_city, at)
-            with self.registry() as registry, contextlib.suppress(Replayed):
-                registry.record_application(
-                    dataclasses.replace(entry, outcome="refused", detail=str(refused))
-                )
-        raise refused
-
-    def application_request(self, application: Application, *, at: datetime) -> Request:
-        """What an admitted application asks us to report."""
-        return self.request(
-            as_of=application.as_of, domains=application.domains, years=application.years, at=at
-        )
-
-    def issue_for_partner(self, data: bytes, *, at: datetime) -> IssuedReport:
-        """Admit a partner's application and issue the report it asks for (the service does the
-        same with its issuing workers)."""
-        application = self.admit_application(data, at=at)
-        nonce = application.nonce.hex()
-        try:
-            report = self.issue(
-                application.subject_code,
-                self.application_request(application, at=at),
-                at=at,
-                lang=application.lang,
-            )
-        except CreditcertError as exc:
-            self.settle_application(nonce, "refused", detail=str(exc))
-            raise
-        self.settle_application(nonce, "issued", number=report.document.number)
-        return report
-
-
-def _entry_of(application: Application, direction: str, partner: str, at: datetime):
-    return ApplicationEntry(
-        application.nonce.hex(), direction, partner, application.subject_code,
-        application.domains, application.sent_at, at,
-    )  # fmt: skip
+    @cached_property
+    def applications(self) -> RemoteApplications:
+        """The applications we forward to partners and the ones they send us; their orchestration
+        lives in creditcert/remote_applications.py so that City stays a thin front door."""
+        return RemoteApplications(self)
 
 
 KEPT_PREFIX = "reports"  # kept PDFs in the bucket, beside the datasets (docs/scale-out.md)
-
-
-def _number(typed: str) -> str:
-    canonical = report_number.parse(typed)
-    if canonical is None:
-        raise IssueError(f"{typed!r} is not a report number (shape or check character wrong)")
-    return canonical

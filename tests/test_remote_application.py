@@ -45,7 +45,7 @@ def sealed(home, application: Application) -> bytes:
 
 def refusal(homes, data: bytes) -> dict[str, str]:
     with pytest.raises(ApplicationRefused) as caught:
-        City.open(homes[YICHUN]).admit_application(data, at=now())
+        City.open(homes[YICHUN]).applications.admit(data, at=now())
     return {c.step: c.reason.value for c in caught.value.result.failures}
 
 
@@ -54,7 +54,7 @@ def test_an_application_is_checked_recorded_once_and_issued(homes):
     subject = enterprise(homes[YICHUN])
     application = ask(homes[MAOMING], subject)
     data = sealed(homes[MAOMING], application)
-    checked = yichun.check_application(data, at=now())
+    checked = yichun.applications.check(data, at=now())
     assert checked.result.verdict is Verdict.ACCEPTED, checked.result.pretty()
     assert [c.step for c in checked.result.checks] == [
         "format.application-cose", "issuer.key-known.application",
@@ -64,7 +64,7 @@ def test_an_application_is_checked_recorded_once_and_issued(homes):
         "agreement.live", "application.domains",
     ]  # fmt: skip
 
-    report = yichun.issue_for_partner(data, at=now())
+    report = yichun.applications.issue_for_partner(data, at=now())
     doc = report.document
     assert doc.number.startswith(f"{YICHUN}-") and doc.subject_code == subject
     assert [d.code for d in doc.domains] == list(application.domains)
@@ -73,7 +73,7 @@ def test_an_application_is_checked_recorded_once_and_issued(homes):
     assert yichun.verify(report.pdf, at=now()).verdict is Verdict.ACCEPTED
 
     with pytest.raises(Replayed):
-        yichun.issue_for_partner(data, at=now())
+        yichun.applications.issue_for_partner(data, at=now())
     with yichun.registry() as registry:
         entries = registry.applications_of(subject, "received")
     (entry,) = [e for e in entries if e.nonce == application.nonce.hex()]
@@ -125,7 +125,7 @@ def test_a_partner_whose_bundle_expired_is_undecided_not_rejected(homes):
     subject = enterprise(homes[YICHUN])
     data = sealed(homes[MAOMING], ask(homes[MAOMING], subject))
     later = now() + timedelta(days=400)  # 茂名市's bundle at 伊春市 has long expired
-    checked = City.open(homes[YICHUN]).check_application(data, at=later)
+    checked = City.open(homes[YICHUN]).applications.check(data, at=later)
     assert checked.result.verdict is Verdict.CANNOT_DECIDE
     (undecided,) = [c for c in checked.result.checks if c.status is Status.INDETERMINATE]
     assert undecided.reason.value == "partner-unavailable" and MAOMING in undecided.message

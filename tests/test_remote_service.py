@@ -46,7 +46,7 @@ def yichun(homes) -> Iterator[Server]:
 
 
 def sent(home: Path, subject: str):
-    return City.open(home).remote_reports(subject)
+    return City.open(home).applications.remote_reports(subject)
 
 
 def received(home: Path, subject: str):
@@ -78,7 +78,7 @@ def test_at_the_counter_a_report_is_issued_there_and_verifies_here(homes, yichun
     (theirs,) = received(homes[YICHUN], subject)
     assert ours.nonce == theirs.nonce and ours.number == theirs.number == number
     assert (ours.outcome, theirs.outcome, theirs.partner) == ("issued", "issued", MAOMING)
-    assert City.open(homes[MAOMING]).remote_pdf(subject, number) == pdf
+    assert City.open(homes[MAOMING]).applications.remote_pdf(subject, number) == pdf
 
 
 def test_a_city_without_an_agreement_is_refused_with_the_reason(homes, yichun, tmp_path):

@@ -245,7 +245,9 @@ def partner_apply(
     """Remote application (异地申请): ask the partner city that registers the enterprise to issue
     its report, signed with our key; the report it returns is verified here, kept and written."""
     try:
-        got = open_city(home).apply_remote(code, clock=now, domains=domain, years=years, lang=lang)
+        got = open_city(home).applications.apply_remote(
+            code, clock=now, domains=domain, years=years, lang=lang
+        )
     except (PartnerError, DecodeError) as exc:
         fail(str(exc))
     write_atomically(out_file, got.pdf)

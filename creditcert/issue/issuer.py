@@ -170,6 +170,15 @@ def _reserve(findings, settings, signer, registry, at, limit) -> ReportDocument:
     raise IssueError(f"could not draw an unused report number in {_DRAWS} tries")
 
 
+def canonical_number(typed: str) -> str:
+    """A typed report number in its canonical form; IssueError if its shape or check character
+    is wrong."""
+    canonical = report_number.parse(typed)
+    if canonical is None:
+        raise IssueError(f"{typed!r} is not a report number (shape or check character wrong)")
+    return canonical
+
+
 def pdf_path(reports_dir: Path, number: str) -> Path:
     """Where the city keeps an issued report's PDF (`report get` reads it from there)."""
     return reports_dir / f"{number}.pdf"

@@ -277,7 +277,7 @@ async def remote_application(request: Request) -> Response:
         raise Problem(413, "too-large", "application too large", f"at most {MAX_REQUEST} bytes")
     city, at = service.city, service.clock()
     try:
-        application = await asyncio.to_thread(city.admit_application, body, at=at)
+        application = await asyncio.to_thread(city.applications.admit, body, at=at)
     except ApplicationRefused as exc:
         undecided = exc.result.verdict is Verdict.CANNOT_DECIDE
         raise Problem(
@@ -292,13 +292,13 @@ async def remote_application(request: Request) -> Response:
                       str(exc), reason=Reason.REPLAYED.value) from None  # fmt: skip
     nonce = application.nonce.hex()
     try:
-        ask = city.application_request(application, at=at)
+        ask = city.applications.request_of(application, at=at)
         outcome = await service.issue(application.subject_code, ask, lang=application.lang)
     except (Problem, CreditcertError) as exc:
         why = f"{exc.code}: {exc.detail}" if isinstance(exc, Problem) else str(exc)
-        await asyncio.to_thread(city.settle_application, nonce, "refused", detail=why)
+        await asyncio.to_thread(city.applications.settle, nonce, "refused", detail=why)
         raise
-    await asyncio.to_thread(city.settle_application, nonce, "issued", number=outcome.number)
+    await asyncio.to_thread(city.applications.settle, nonce, "issued", number=outcome.number)
     # the kept PDF, read at the clock of now: the report was issued after `at`
     entry, pdf = await asyncio.to_thread(city.report_pdf, outcome.number, at=service.clock())
     request.state.number = entry.number

@@ -203,14 +203,14 @@ def _remote_partner(service: Service, code: str) -> str | None:
         service.city.subject(code)
         return None
     except SubjectError:
-        return service.city.registering_partner(code)
+        return service.city.applications.registering_partner(code)
 
 
 async def _remote_home(request: Request, service: Service, code: str, partner: str) -> Response:
     at = service.clock()
     city = service.city
-    domains = await asyncio.to_thread(city.agreed_domains, partner, at=at)
-    applied = await asyncio.to_thread(city.remote_reports, code)
+    domains = await asyncio.to_thread(city.applications.agreed_domains, partner, at=at)
+    applied = await asyncio.to_thread(city.applications.remote_reports, code)
     stored = await asyncio.to_thread(city.partners.stored, partner, at=at)
     bundle = stored.bundle
     names = (bundle.name, bundle.name_en) if bundle else (partner, partner)
@@ -369,7 +369,7 @@ async def apply_remote(request: Request) -> Response:
         raise Problem(400, "bad-request", "years must be 1 to 5 and the language zh, en or zh-en")
     try:
         got = await asyncio.to_thread(
-            service.city.apply_remote,
+            service.city.applications.apply_remote,
             code,
             clock=service.clock,
             domains=domains,
@@ -385,10 +385,10 @@ async def apply_remote(request: Request) -> Response:
 
 
 def _remote_pdf(service: Service, code: str, number: str) -> bytes:
-    """The kept PDF of a report a partner issued for the signed-in enterprise (City.remote_pdf
-    checks it is theirs); 404 otherwise."""
+    """The kept PDF of a report a partner issued for the signed-in enterprise
+    (city.applications.remote_pdf checks it is theirs); 404 otherwise."""
     try:
-        return service.city.remote_pdf(code, number)
+        return service.city.applications.remote_pdf(code, number)
     except (IssueError, FileNotFoundError):
         raise Problem(404, "not-found", "no such report of yours") from None
 

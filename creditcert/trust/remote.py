@@ -1,6 +1,7 @@
 """Remote application over HTTP, the forwarding side (docs/partners.md, "Remote application"):
 which partner registers an enterprise, and sending a signed application to that partner's
-service. The issuing side is `City.admit_application` behind `POST /api/v1/applications`.
+service. The orchestration of both sides is creditcert/remote_applications.py; the issuing side
+is `city.applications.admit` behind `POST /api/v1/applications`.
 """
 
 from __future__ import annotations
