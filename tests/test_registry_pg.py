@@ -243,22 +243,55 @@ def _draw_the_same_numbers(url: str, barrier, numbers: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def racers():
-    """Six processes of their own (forked from the fork server: no pool is shared) and a manager
-    for the barrier that starts them together."""
+    """Processes of their own (forked from the fork server: no pool is shared) and a manager for
+    the barrier that starts them together."""
     processes = multiprocessing.get_context("forkserver")
-    with processes.Manager() as manager, processes.Pool(RACERS) as pool:
-        yield pool, manager
+    with processes.Manager() as manager:
+        yield processes, manager
 
 
 RACERS = 6
 
 
+def _racer(fn, args, results, i: int) -> None:
+    try:
+        results.put((i, True, fn(*args)))
+    except BaseException as exc:
+        results.put((i, False, repr(exc)))
+
+
+def _race(racers, fn, arglists: list[tuple]) -> list:
+    """fn(*args) in one process per args, their results in order. A process per racer, not a
+    pool: a pool loses the task of a worker that dies and waits for it for ever (a run hung
+    here); a racer that dies, raises or hangs fails the test, naming it."""
+    processes, _ = racers
+    results = processes.Queue()
+    started = [
+        processes.Process(target=_racer, args=(fn, args, results, i))
+        for i, args in enumerate(arglists)
+    ]
+    for p in started:
+        p.start()
+    got = {}
+    try:
+        for _ in started:
+            i, ok, value = results.get(timeout=90)
+            assert ok, f"racer {i} raised {value}"
+            got[i] = value
+    finally:
+        for p in started:
+            p.join(10)
+            if p.exitcode is None:
+                p.kill()
+    assert [p.exitcode for p in started] == [0] * len(started)
+    return [got[i] for i in range(len(started))]
+
+
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_the_rate_limit_is_exact_across_processes(pg_url, racers, limit):
     postgres.migrate(pg_url)
-    pool, manager = racers
-    barrier = manager.Barrier(RACERS)
-    results = pool.starmap(_reserve_racing, [(pg_url, barrier, limit, n) for n in range(RACERS)])
+    barrier = racers[1].Barrier(RACERS)
+    results = _race(racers, _reserve_racing, [(pg_url, barrier, limit, n) for n in range(RACERS)])
     assert sorted(results) == ["limited"] * (RACERS - limit) + ["reserved"] * limit
     with postgres.PostgresRegistry(pg_url) as reg:
         assert reg.count() == limit
@@ -267,9 +300,8 @@ def test_the_rate_limit_is_exact_across_processes(pg_url, racers, limit):
 def test_processes_drawing_the_same_numbers_never_share_one(pg_url, racers):
     postgres.migrate(pg_url)
     numbers = [report_number.new_number("210100", AT) for _ in range(40)]
-    pool, manager = racers
-    barrier = manager.Barrier(RACERS)
-    won = pool.starmap(_draw_the_same_numbers, [(pg_url, barrier, numbers)] * RACERS)
+    barrier = racers[1].Barrier(RACERS)
+    won = _race(racers, _draw_the_same_numbers, [(pg_url, barrier, numbers)] * RACERS)
     every = [n for w in won for n in w]
     assert sorted(every) == sorted(numbers)  # each number reserved by exactly one process
     with postgres.PostgresRegistry(pg_url) as reg:
