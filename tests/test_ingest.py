@@ -161,21 +161,41 @@ def test_corrupt_dataset_is_named_and_left_alone(fresh_city, tmp_path):
 
 
 def test_crash_while_writing_keeps_the_old_dataset(fresh_city, tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
+    import os
 
     target = dataset_path(fresh_city.settings.data_dir, "market-regulation")
     before = target.read_bytes()
     path = tmp_path / "export.csv"
     export(fresh_city, path, rows=20, bad=0)
 
-    def boom(*args, **kwargs):
-        raise OSError("disk full")
+    def boom(*args, **kwargs):  # the new dataset, written, cannot be made durable
+        raise OSError(28, "disk full")
 
-    monkeypatch.setattr(pq.ParquetWriter, "write_batch", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         run(fresh_city, path)
+    monkeypatch.undo()
     assert target.read_bytes() == before
     assert [p.name for p in target.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_duckdb_failing_to_write_a_dataset_is_an_os_error_naming_the_file(tmp_path):
+    """What DuckDB's COPY raises (a full disk, a path it cannot open) reaches the CLI as the OS
+    error it is, which prints one line; nothing is left behind."""
+    import duckdb
+
+    from creditcert.data.staging import stage_parquet
+
+    blocked = tmp_path / "dataset.parquet.tmp"
+    blocked.mkdir()  # DuckDB cannot open it as a file
+    with pytest.raises(OSError) as caught:
+        stage_parquet(duckdb.connect(), "SELECT 1 AS x", {}, blocked, {"k": "v"})
+    assert caught.value.filename == str(blocked) and "IO Error" in caught.value.strerror
+    written = tmp_path / "ok.parquet"
+    assert stage_parquet(duckdb.connect(), "SELECT 1 AS x", {}, written, {"k": "it's"}) == 1
+    import pyarrow.parquet as pq
+
+    assert pq.read_schema(written).metadata[b"k"] == b"it's"
 
 
 def test_cli_ingest_json_and_exit_code(fresh_city, tmp_path):
@@ -204,9 +224,9 @@ def test_cli_ingest_json_and_exit_code(fresh_city, tmp_path):
 
 
 def test_running_out_of_memory_is_one_line_and_loses_nothing(fresh_city, tmp_path, monkeypatch):
-    """DuckDB's writers are capped (index.WRITER_MEMORY); when a 1M-row ingest passed the cap while
-    it merged (seen with the cap at 640MB), the CLI printed DuckDB's traceback. Running out of
-    memory is one line, exit 2, and the published data stays as it was."""
+    """DuckDB's writers are capped (staging.WRITER_MEMORY); when a 1M-row ingest passed the cap
+    while it merged (seen with the cap at 640MB), the CLI printed DuckDB's traceback. Running out
+    of memory is one line, exit 2, and the published data stays as it was."""
     import duckdb
 
     from creditcert.data import ingest

@@ -27,7 +27,7 @@ from creditcert.model.clock import SHANGHAI
 
 class _CleanErrors(typer.core.TyperGroup):
     """Library errors, the OS errors of a full disk or a read-only home, and running out of
-    memory (DuckDB's writers are capped: creditcert/data/index.py) become one clean line on
+    memory (DuckDB's writers are capped: creditcert/data/staging.py) become one clean line on
     stderr and exit code 2, never a traceback."""
 
     def invoke(self, ctx):

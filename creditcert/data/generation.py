@@ -138,9 +138,18 @@ def _load_subjects(con: duckdb.DuckDBPyConnection, source: Source) -> int:
     return count
 
 
-def _code_ranges(con: duckdb.DuckDBPyConnection, subjects: int) -> list[tuple[str, str]]:
-    """Consecutive [lo, hi) credit-code ranges of about 50 000 subjects each, covering all codes."""
-    step = 50_000
+# Records sorted at once while building the index: bounds each sort (and what it spills)
+# however large the city. Measured on 2 M records under the writers' 512 MB: ranges of 200 k
+# records took 12.2 s, of 1 M 8.5 s, one sort 8.2 s (benchmarks/README.md).
+RANGE_RECORDS = 1_000_000
+
+
+def _code_ranges(
+    con: duckdb.DuckDBPyConnection, subjects: int, records: int
+) -> list[tuple[str, str]]:
+    """Consecutive [lo, hi) credit-code ranges covering all codes, each of about RANGE_RECORDS
+    records (as many subjects as hold that many on average)."""
+    step = max(1_000, subjects * RANGE_RECORDS // max(records, 1))
     cuts = (
         [
             r[0]
@@ -187,12 +196,17 @@ def build_full(
         params.update({f"path{i}": str(s.path) for i, s in enumerate(datasets)})
         # Sort bucket by bucket (credit-code ranges from the register), so no single sort
         # has to hold all records; the Parquet files are sorted, so each pass reads only
-        # the row groups of its range. The table comes out globally sorted.
-        for lo, hi in _code_ranges(con, count):
+        # the row groups of its range. The table comes out globally sorted. A range is
+        # gathered first and sorted as one table: DuckDB's sort over the UNION itself ran
+        # out of memory at the writers' cap, where this spills.
+        records = sum(parquet_rows(source.path) for source in datasets)
+        for lo, hi in _code_ranges(con, count, records):
             con.execute(
-                f"INSERT INTO records {union} ORDER BY credit_code",
+                f"CREATE OR REPLACE TEMP TABLE range_rows AS {union}",
                 {**params, "lo": lo, "hi": hi},
             ).fetchall()
+            con.execute("INSERT INTO records SELECT * FROM range_rows ORDER BY credit_code")
+        con.execute("DROP TABLE IF EXISTS range_rows").fetchall()
     counts = dict(con.execute("SELECT dataset, count(*) FROM records GROUP BY dataset").fetchall())
     for source in datasets:
         _record_source(con, source, counts.get(source.key, 0))

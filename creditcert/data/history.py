@@ -26,8 +26,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from creditcert.data.index import write_parquet
 from creditcert.data.schema import RECORD_COLUMNS, select_list
+from creditcert.data.staging import write_parquet
 from creditcert.data.store import dataset_path, subjects_path
 from creditcert.errors import DataError, SubjectError
 from creditcert.files import remove_debris

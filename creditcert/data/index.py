@@ -29,16 +29,16 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from creditcert import files
 from creditcert.data.generation import (
@@ -51,10 +51,9 @@ from creditcert.data.generation import (
     parquet_rows,
     read_cutoff,
 )
-from creditcert.data.schema import CUTOFF_KEY, ROW_GROUP_SIZE
+from creditcert.data.staging import bounded, file_metadata, stage_batches, stage_parquet
 from creditcert.data.store import (
     CURRENT_NAME,
-    FILE_ID_KEY,
     JOURNAL_NAME,
     LEGACY_INDEX,
     LOCK_NAME,
@@ -75,10 +74,8 @@ __all__ = [
     "Sync",
     "Writer",
     "WriterBusy",
-    "bounded",
     "read_cutoff",
     "rebuild_index",
-    "write_parquet",
     "writing",
 ]
 
@@ -88,80 +85,11 @@ __all__ = [
 FILE_STAGES = ("staged", "journaled", "installing", "installed")
 INDEX_STAGES = ("index.built", "index.published")
 
-# Writers cap DuckDB's memory and spill to disk beyond it, so a 10 M-record rebuild or sample
-# generation stays within a few GiB on a small machine (DuckDB's default is 80 % of RAM).
-WRITER_MEMORY = "2GB"
 # A generation patched in place gets less well sorted with each change; once the rows added or
 # deleted since it was last built whole pass this share of all records (and COMPACT_MIN), the
 # next writer builds it whole again, which is also what `data reindex` does.
 COMPACT_SHARE = 0.1
 COMPACT_MIN = 50_000
-
-
-def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
-    """Cap a writing connection's memory; what does not fit spills under spill_dir."""
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{WRITER_MEMORY}'").fetchall()
-    con.execute("SET temp_directory = ?", [str(spill_dir)]).fetchall()
-    con.execute("SET preserve_insertion_order = false").fetchall()
-    con.execute("SET enable_progress_bar = false").fetchall()
-    return con
-
-
-def _stage_parquet(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    params: Sequence[object] | Mapping[str, object],
-    tmp: Path,
-    metadata: dict[str, str],
-) -> int:
-    """Stream a query's result into a complete, fsynced Parquet file; returns its row count."""
-    reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
-    return _stage_batches(reader.schema, reader, tmp, metadata)
-
-
-def _stage_batches(
-    schema: pa.Schema, batches: Iterable[pa.RecordBatch], tmp: Path, metadata: dict[str, str]
-) -> int:
-    """Write record batches into a complete, fsynced Parquet file; returns its row count."""
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    schema = schema.with_metadata(metadata)
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in batches:
-                writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
-                rows += batch.num_rows
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return rows
-
-
-def _metadata(data_cutoff: datetime | None, file_id: str) -> dict[str, str]:
-    meta = {FILE_ID_KEY: file_id}
-    if data_cutoff is not None:
-        meta[CUTOFF_KEY] = data_cutoff.isoformat()
-    return meta
-
-
-def write_parquet(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    params: Sequence[object] | Mapping[str, object],
-    path: Path,
-    *,
-    data_cutoff: datetime,
-) -> int:
-    """Write a Parquet file the index does not read, atomically (temporary file, fsync, rename);
-    the register and datasets go through `Writer.stage` instead."""
-    tmp = files.temp_path(path)
-    rows = _stage_parquet(con, query, params, tmp, _metadata(data_cutoff, secrets.token_hex(16)))
-    os.replace(tmp, path)
-    files.fsync_dir(path.parent)
-    return rows
 
 
 # --- the journal ---------------------------------------------------------------------------
@@ -312,10 +240,8 @@ class Writer:
 
         A key that is no catalog dataset (a file kept beside the datasets, say) is installed in
         the same set, atomically with the others, and not indexed."""
-        reader = con.sql(query, params=params).to_arrow_reader(ROW_GROUP_SIZE)
-        return self.stage_batches(
-            key, reader.schema, reader, data_cutoff=data_cutoff, changed_rows=changed_rows
-        )
+        write = partial(stage_parquet, con, query, params)
+        return self._stage(key, write, data_cutoff, changed_rows)
 
     def stage_batches(
         self,
@@ -327,11 +253,21 @@ class Writer:
         changed_rows: pa.Table | None = None,
     ) -> int:
         """`stage`, from record batches (each written as a row group) instead of a query."""
+        write = partial(stage_batches, schema, batches)
+        return self._stage(key, write, data_cutoff, changed_rows)
+
+    def _stage(
+        self,
+        key: str,
+        write: Callable[[Path, dict[str, str]], int],
+        data_cutoff: datetime | None,
+        changed_rows: pa.Table | None,
+    ) -> int:
         path = source_path(self.data_dir, key)
         replaces = read_file_id(path) if path.exists() else None
         file_id = secrets.token_hex(16)
         tmp = files.temp_path(path)
-        rows = _stage_batches(schema, batches, tmp, _metadata(data_cutoff, file_id))
+        rows = write(tmp, file_metadata(data_cutoff, file_id))
         self._staged[key] = _Staged(Source(key, path, file_id), tmp, replaces, changed_rows)
         return rows
 

@@ -43,8 +43,9 @@ from creditcert import files
 from creditcert.config import ObjectStore
 from creditcert.data.bucket import Bucket, Fetched
 from creditcert.data.generation import parquet_rows
-from creditcert.data.index import Writer, WriterBusy, bounded, writing
+from creditcert.data.index import Writer, WriterBusy, writing
 from creditcert.data.manifest import Entry, Manifest
+from creditcert.data.staging import bounded
 from creditcert.data.store import (
     SUBJECTS_KEY,
     SUBJECTS_NAME,

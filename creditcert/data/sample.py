@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from creditcert.config import Issuer
-from creditcert.data.index import Sync, bounded, writing
+from creditcert.data.index import Sync, writing
 from creditcert.data.sample_register import generate_codes, register
 from creditcert.data.schema import RECORD_COLUMNS, ROW_GROUP_SIZE, select_list
+from creditcert.data.staging import GENERATOR_MEMORY, bounded
 from creditcert.data.store import SUBJECTS_KEY, subjects_path
 from creditcert.model.clock import SHANGHAI
 from creditcert.rules import codes
@@ -195,7 +196,7 @@ def generate(
     subjects_table = register(rng, issuer, subjects, as_of)
     per_domain = {}
     with writing(data_dir, catalog, "sample", rebuild=True, sync=sync) as writer:
-        con = bounded(duckdb.connect(), data_dir / ".spill")
+        con = bounded(duckdb.connect(), data_dir / ".spill", memory=GENERATOR_MEMORY)
         try:
             con.register("register_src", subjects_table)
             writer.stage(

@@ -24,8 +24,9 @@ from creditcert.data.exports import (
     parse_date,
     read_rows,
 )
-from creditcert.data.index import Sync, bounded, writing
+from creditcert.data.index import Sync, writing
 from creditcert.data.schema import SUBJECT_ARROW_SCHEMA, SUBJECT_COLUMNS, select_list
+from creditcert.data.staging import bounded
 from creditcert.data.store import SUBJECTS_KEY, subjects_path
 from creditcert.errors import DataError
 from creditcert.model.clock import SHANGHAI
