@@ -25,7 +25,8 @@ from creditcert.data.store import FILE_ID_KEY
 # large query is one DuckDB spills: COPY writes sorted files, sorts read a single table.
 WRITER_MEMORY = "512MB"
 # Sample generation (a demo and benchmark tool) sorts all its generated records in one query
-# streamed out through Arrow, which DuckDB cannot spill: 10 M records need this much.
+# streamed out through Arrow, which DuckDB cannot spill, so it keeps the cap it had. 10 M records
+# no longer fit in it (benchmarks/README.md): it should write each domain with COPY.
 GENERATOR_MEMORY = "2GB"
 
 
