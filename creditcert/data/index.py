@@ -29,7 +29,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,7 +51,7 @@ from creditcert.data.generation import (
     parquet_rows,
     read_cutoff,
 )
-from creditcert.data.staging import bounded, file_metadata, stage_batches, stage_parquet
+from creditcert.data.staging import bounded, file_metadata, stage_parquet
 from creditcert.data.store import (
     CURRENT_NAME,
     JOURNAL_NAME,
@@ -241,19 +241,6 @@ class Writer:
         A key that is no catalog dataset (a file kept beside the datasets, say) is installed in
         the same set, atomically with the others, and not indexed."""
         write = partial(stage_parquet, con, query, params)
-        return self._stage(key, write, data_cutoff, changed_rows)
-
-    def stage_batches(
-        self,
-        key: str,
-        schema: pa.Schema,
-        batches: Iterable[pa.RecordBatch],
-        *,
-        data_cutoff: datetime | None,
-        changed_rows: pa.Table | None = None,
-    ) -> int:
-        """`stage`, from record batches (each written as a row group) instead of a query."""
-        write = partial(stage_batches, schema, batches)
         return self._stage(key, write, data_cutoff, changed_rows)
 
     def _stage(

@@ -7,14 +7,12 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from creditcert import files
 from creditcert.data.schema import CUTOFF_KEY, ROW_GROUP_SIZE
@@ -24,18 +22,12 @@ from creditcert.data.store import FILE_ID_KEY
 # that an ingest of 1 M rows stays under 1 GiB in all (benchmarks/README.md). Every writer's
 # large query is one DuckDB spills: COPY writes sorted files, sorts read a single table.
 WRITER_MEMORY = "512MB"
-# Sample generation (a demo and benchmark tool) sorts all its generated records in one query
-# streamed out through Arrow, which DuckDB cannot spill, so it keeps the cap it had. 10 M records
-# no longer fit in it (benchmarks/README.md): it should write each domain with COPY.
-GENERATOR_MEMORY = "2GB"
 
 
-def bounded(
-    con: duckdb.DuckDBPyConnection, spill_dir: Path, *, memory: str = WRITER_MEMORY
-) -> duckdb.DuckDBPyConnection:
+def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
     """Cap a writing connection's memory; what does not fit spills under spill_dir."""
     spill_dir.mkdir(parents=True, exist_ok=True)
-    con.execute(f"SET memory_limit = '{memory}'").fetchall()
+    con.execute(f"SET memory_limit = '{WRITER_MEMORY}'").fetchall()
     con.execute("SET temp_directory = ?", [str(spill_dir)]).fetchall()
     con.execute("SET preserve_insertion_order = false").fetchall()
     con.execute("SET enable_progress_bar = false").fetchall()
@@ -75,26 +67,6 @@ def stage_parquet(
 def _literal(text: str) -> str:
     """A SQL string literal (COPY's target and options take no parameters)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def stage_batches(
-    schema: pa.Schema, batches: Iterable[pa.RecordBatch], tmp: Path, metadata: dict[str, str]
-) -> int:
-    """Write record batches into a complete, fsynced Parquet file; returns its row count."""
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    schema = schema.with_metadata(metadata)
-    rows = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in batches:
-                writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
-                rows += batch.num_rows
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return rows
 
 
 def file_metadata(data_cutoff: datetime | None, file_id: str) -> dict[str, str]:
