@@ -112,17 +112,24 @@ def test_photos_are_the_same_bytes_every_run(page_one):
     assert photo(page_one, SHOTS[-1]) != photo(page_one, SHOTS[-1], seed=1)
 
 
-FAR = Shot("far-away", rotate=2.0, long_side=1050, quality=35)  # modules of ~1.4 pixels
+# Modules of ~1.3-1.5 pixels. Whether one distance reads depends on the symbol, which changes with
+# each run's report number (ten numbers: at 1,050 px the doubled copy read all ten, once in a full
+# run it did not; at 1,100 px the plain pass read one of ten), so the test steps back until the
+# photo is one only the fallback copies read.
+FAR = tuple(Shot("far-away", rotate=2.0, long_side=side, quality=35) for side in (1000, 1050, 1100))
 
 
 def test_only_the_fallback_copies_read_a_photo_taken_from_far_away(issued, page_one):
     """The plain pass finds nothing on it; the doubled copy does, so it verifies."""
     report, _ = issued["busy"]
-    jpeg = photo(page_one, FAR)
-    gray = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))
-    read = [extract.read_qr_texts(copy) for copy in extract.photo_copies(gray)]
-    assert read[0] == []
-    assert [report.qr.text] in read[1:]
+    for shot in FAR:
+        jpeg = photo(page_one, shot)
+        gray = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"))
+        read = [extract.read_qr_texts(copy) for copy in extract.photo_copies(gray)]
+        if read[0] == [] and [report.qr.text] in read[1:]:
+            break
+    else:
+        pytest.fail("no distance where only the fallback copies read the QR")
     result = issued["city"].verify(jpeg, at=AT)
     assert result.verdict is Verdict.ACCEPTED, result.failures
 
