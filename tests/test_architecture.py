@@ -87,6 +87,7 @@ PDF_STACK = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args", [["--help"], ["code", "check", "91210102MA0000001G"], ["lookup", "--help"]]
 )

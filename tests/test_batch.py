@@ -141,6 +141,7 @@ def test_every_batch_reason_and_the_manifest_format_are_documented():
 # --- the real CLI -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(home, tmp_path):
     out = str(tmp_path / "out")
     cases = [
@@ -158,6 +159,7 @@ def test_bad_input_is_one_line_and_exit_2(home, tmp_path):
     assert not registry(home, "bidding")
 
 
+@pytest.mark.slow
 def test_a_batch_issues_each_code_once_and_records_each_failure(home, tmp_path):
     codes = subjects(home, 3)
     lines = [codes[0], "=1+2", codes[1], UNREGISTERED, codes[2], codes[0].lower()]
@@ -188,6 +190,7 @@ def test_a_batch_issues_each_code_once_and_records_each_failure(home, tmp_path):
     assert_each_issued_once(home, out, codes, "bidding")
 
 
+@pytest.mark.slow
 def test_a_csv_purpose_column_overrides_the_flag_row_by_row(home, tmp_path):
     codes = subjects(home, 2)
     table = ["name,credit_code,purpose", f"甲,{codes[0]},financing", f"乙,{codes[1]},"]

@@ -29,6 +29,8 @@ from creditcert.model.clock import SHANGHAI
 from .conftest import new_home, run_cli, transport_export
 from .s3_server import S3Server, s3_server  # noqa: F401  (the session fixture)
 
+pytestmark = pytest.mark.slow  # a real S3-compatible server (SeaweedFS)
+
 AS_OF = date(2026, 6, 30)
 NOW = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
 SIZE = {"subjects": 300, "records": 1500, "seed": 5}

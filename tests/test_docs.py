@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from creditcert.cli.app import app
@@ -41,6 +42,7 @@ def test_no_docstring_points_to_a_missing_doc():
             assert (ROOT / ref).exists(), (path, ref)
 
 
+@pytest.mark.slow
 def test_every_cli_json_output_carries_a_documented_format(tmp_path, sample_city):
     """Every `--json` output is an object with a `format` marker described in docs/."""
     import json
@@ -78,6 +80,7 @@ def test_every_crash_stage_is_in_the_operations_guide():
     assert {s for s in named if s not in guide} == set()
 
 
+@pytest.mark.slow
 def test_the_readme_library_examples_run(issued, tmp_path, monkeypatch):
     """README's "As a library" blocks, run as written against a copy of a city with keys (only
     the demo's home, subject and file names are swapped for the test city's)."""

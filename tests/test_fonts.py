@@ -2,9 +2,12 @@
 
 import subprocess
 
+import pytest
+
 from creditcert.issue import fonts
 
 
+@pytest.mark.slow
 def test_trimmed_faces_are_made_once_and_keep_gb2312(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDITCERT_FONT_CACHE", str(tmp_path))
     made = fonts.trimmed_faces()
@@ -25,6 +28,7 @@ def test_trimmed_faces_are_made_once_and_keep_gb2312(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in made.values())
 
 
+@pytest.mark.slow
 def test_a_face_made_from_another_font_replaces_the_old_one(tmp_path, monkeypatch):
     monkeypatch.setenv("CREDITCERT_FONT_CACHE", str(tmp_path))
     face = fonts.FACES[0]

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from creditcert.cli.app import app
@@ -103,6 +104,7 @@ def reasons(result) -> dict[int, str]:
         return {int(r["row"]): r["reason"] for r in csv.DictReader(fh)}
 
 
+@pytest.mark.slow
 def test_a_correction_replaces_the_record_and_keeps_the_old_version(fresh_city, tmp_path):
     same, revoked, amended = fined(fresh_city.home, 3)
     rows_before = len(live(fresh_city.home))
@@ -166,6 +168,7 @@ def test_a_correction_replaces_the_record_and_keeps_the_old_version(fresh_city, 
     ]
 
 
+@pytest.mark.slow
 def test_a_resent_export_row_revoked_with_a_new_fine_is_applied(fresh_city, tmp_path):
     """The findings' reproduction: the department's own columns, no id column (the id is
     derived from code and decision number), 是否撤销=是 and another fine on the re-send."""
@@ -232,6 +235,7 @@ def counted_ids(city, code: str, request) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_a_correction_shows_at_once_and_leaves_issued_reports_as_signed(issued, tmp_path):
     home = tmp_path / "city"
     shutil.copytree(issued["home"], home)
@@ -269,6 +273,7 @@ def test_a_correction_shows_at_once_and_leaves_issued_reports_as_signed(issued, 
     assert unknown.exit_code == 2 and "not in the subject register" in unknown.output
 
 
+@pytest.mark.slow
 def test_kill_between_history_and_dataset_converges(fresh_city, tmp_path):
     home = fresh_city.home
     a, b = fined(home, 2)

@@ -63,6 +63,7 @@ def quarantined(result) -> list[dict[str, str]]:
 # --- class 9 (D12): .xlsx bounded after decompression and streamed ----------------------------
 
 
+@pytest.mark.slow
 def test_a_sheet_declaring_a_million_rows_finishes_in_bounded_time_and_memory(fresh_city, tmp_path):
     hostile = rewrite(
         base_xlsx(fresh_city, tmp_path),
@@ -80,6 +81,7 @@ def test_a_sheet_declaring_a_million_rows_finishes_in_bounded_time_and_memory(fr
 UNBOMB = {"MAX_RATIO": 10**6}  # to reach the bound behind the zip-bomb check
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "sheet", "extra", "limits", "expected"),
     [
@@ -146,6 +148,7 @@ DTD_SHEETS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case", ["csv named xlsx", "truncated zip", "corrupt member", "billion laughs", "xxe"]
 )
@@ -199,6 +202,7 @@ def test_a_failure_after_rows_were_quarantined_leaves_no_quarantine_file(fresh_c
 # --- class 9 (D20): one oversized CSV cell quarantines its row, not the file ------------------
 
 
+@pytest.mark.slow
 def test_a_10_mb_cell_quarantines_only_its_row_in_bounded_memory(fresh_city, tmp_path):
     header, rows = base_rows(fresh_city, tmp_path)
     path = write_csv(tmp_path / "10MB-field.csv", header, huge_cell(header, rows))

@@ -11,6 +11,7 @@ from datetime import date
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +31,7 @@ TODAY = date(2026, 7, 1)
 # --- splitting: pyarrow.csv reads as the csv module, or declines ------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(
     st.lists(
@@ -94,6 +96,7 @@ def test_whitespace_is_what_str_strip_removes():
     assert set(batches.WHITESPACE) == spaces
 
 
+@pytest.mark.slow
 def test_every_hidden_character_is_suspected_and_found():
     for free in (False, True):
         pattern = HIDDEN_IN_TEXT if free else HIDDEN
@@ -174,6 +177,7 @@ rows_strategy = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(rows_strategy)
 def test_sql_vouches_only_for_what_validate_row_accepts_and_agrees(rows):
@@ -210,6 +214,7 @@ def test_plain_rows_are_most_rows_of_a_real_export(fresh_city, tmp_path):
 # --- the whole ingest, against an expectation written by hand ---------------------------------
 
 
+@pytest.mark.slow
 def test_a_mixed_file_gives_the_expected_accounting_records_and_quarantine(fresh_city, tmp_path):
     header, rows = base_rows(fresh_city, tmp_path, rows=12)
     col = {h: header.index(h) for h in header}

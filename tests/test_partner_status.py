@@ -251,6 +251,7 @@ def tls_server(tmp_path, body: bytes):
         server.server_close()
 
 
+@pytest.mark.slow
 def test_the_ca_bundle_setting_is_what_a_partners_tls_is_checked_against(maoming, yichun, tmp_path):
     at = NOW + timedelta(hours=1)
     with tls_server(tmp_path, bundle_of(yichun, at)) as (base, ca):
@@ -328,6 +329,7 @@ def test_the_statuses_read_are_those_our_own_endpoint_gives():
     assert set(STATUSES) == set(Answer.model_fields["status"].annotation.__args__)
 
 
+@pytest.mark.slow
 def test_revoke_re_exports_the_published_bundle_when_the_root_key_is_at_hand(
     tmp_path, _fresh_template
 ):

@@ -167,6 +167,7 @@ def test_partner_pdf_and_revocation_travel_in_the_bundle(cities, report):
     assert failed(maoming.verify(report.pdf, at=AT)) == {"status.revocation-list": "revoked"}
 
 
+@pytest.mark.slow
 def test_agreement_end_and_cli(cities):
     from typer.testing import CliRunner
 

@@ -63,6 +63,7 @@ def test_pdfa3_structure_and_attached_envelope(issued):
         assert files["report.json"].AFRelationship == "/Alternative"
 
 
+@pytest.mark.slow
 def test_qr_on_every_page_reads_back(issued):
     report, path = issued["busy"]
     pdf = pypdfium2.PdfDocument(str(path))
@@ -108,6 +109,7 @@ def test_document_snapshot(hand_city, snapshot):
     assert doc.digest().hex() == snapshot(name="digest")
 
 
+@pytest.mark.slow
 def test_fonts_are_trimmed_and_rare_characters_still_print(issued, hand_city, tmp_path):
     """The trimmed GB 2312 faces print the report; a name's character outside GB 2312 comes
     from the full face behind them, and copy-paste gives it back."""
@@ -131,6 +133,7 @@ def test_missing_cjk_font_is_a_clear_error(monkeypatch):
         Renderer()
 
 
+@pytest.mark.slow
 def test_cli_report_writes_pdf_and_json_or_nothing(fresh_city, tmp_path):
     from typer.testing import CliRunner
 

@@ -18,6 +18,8 @@ from creditcert.issue.render import LANGS
 from tests import pdfa
 from tests.conftest import NOW_REPORTS, reports_in_a_copy
 
+pytestmark = pytest.mark.slow  # reports issued in every language and after a key rotation
+
 
 def codes(data: bytes, **kwargs) -> set[str]:
     return {f.code for f in pdfa.check(data, **kwargs)}

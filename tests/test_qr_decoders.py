@@ -25,6 +25,8 @@ from .conftest import NOW_REPORTS, reports_in_a_copy
 from .decoders import DECODERS, RENDERERS, zbar_texts
 from .photos import PAGE_DPI, SHOTS, Shot, photo
 
+pytestmark = pytest.mark.slow  # every page rendered twice and decoded twice, and photos
+
 AT = NOW_REPORTS + timedelta(days=1)
 ZBAR_MISSES = {"blurred", "everything"}  # zbar 0.23 reads none of these two; zxing reads all
 

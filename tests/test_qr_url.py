@@ -196,6 +196,7 @@ def test_a_city_with_a_base_url_issues_the_url_form(issued):
     assert extract.page_qr_texts(report.pdf)[0] == [report.qr.text]
 
 
+@pytest.mark.slow
 def test_a_city_without_a_base_url_issues_the_cc1_form(issued, tmp_path):
     home = tmp_path / "city"
     shutil.copytree(issued["home"], home)

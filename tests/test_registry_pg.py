@@ -35,6 +35,8 @@ from creditcert.trust.keys import fingerprint
 from .conftest import city_at, run_cli
 from .pg_server import PASSWORD, pg_server_fixture, pg_url_fixture  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.slow  # a real PostgreSQL server and processes racing on it
+
 AT = datetime(2026, 7, 1, 10, 30, tzinfo=SHANGHAI)
 SUBJECT = "91210102MA0000001G"
 

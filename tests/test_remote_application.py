@@ -21,6 +21,8 @@ from creditcert.verify.result import Status, Verdict
 
 from .remote_cities import MAOMING, SANYA, YICHUN, enterprise, now, three_cities
 
+pytestmark = pytest.mark.slow  # three partner cities of their own, keys and bundles
+
 
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory):

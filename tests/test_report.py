@@ -205,6 +205,7 @@ def test_lookup_json_and_signed_document_state_the_same_records(issued):
         )
 
 
+@pytest.mark.slow
 def test_qr_stays_small_for_52_domains_and_a_long_name(city_keys):
     city, ks = city_keys
     s = city.settings
@@ -233,6 +234,7 @@ def _add_many(path: str, prefix: str, n: int) -> None:
             reg.reserve(entry, rate_limit=0)
 
 
+@pytest.mark.slow
 def test_registry_numbers_stay_unique_across_processes(tmp_path):
     path = str(tmp_path / "registry.sqlite")
     SqliteRegistry(Path(path)).close()
@@ -249,6 +251,7 @@ def test_registry_numbers_stay_unique_across_processes(tmp_path):
     assert rows.fetchone() == (40, 40)  # three processes raced for the same 40 numbers
 
 
+@pytest.mark.slow
 def test_rate_limit_is_enforced(city_keys):
     city, ks = city_keys
     issue_one(city, ks, purpose="bidding")

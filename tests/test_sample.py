@@ -2,6 +2,7 @@ import json
 from datetime import date
 
 import duckdb
+import pytest
 from typer.testing import CliRunner
 
 from creditcert.cli.app import app
@@ -57,6 +58,7 @@ def test_sample_city_is_realistic(sample_city):
     assert ok
 
 
+@pytest.mark.slow
 def test_same_seed_same_data(tmp_path, fresh_city):
     """Generated again with the template's parameters (tests/conftest.py), the data is the same."""
     s = fresh_city.settings
@@ -86,6 +88,7 @@ def test_sample_subjects_cli_splits_clean_and_with_records(sample_city):
         assert all(any(store.records(c, domains).values()) for c in dirty_codes)
 
 
+@pytest.mark.slow
 def test_lookup_cli_table_and_json(sample_city):
     runner = CliRunner()
     home = str(sample_city.home)

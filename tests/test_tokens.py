@@ -247,6 +247,7 @@ def test_a_damaged_file_is_one_error_naming_the_file_and_the_entry(home, store, 
     assert path.read_bytes() == written  # nothing was written over it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["not-json", "bad-scope", "same-name"])
 def test_a_damaged_file_makes_the_cli_exit_2_with_one_line(home, case):
     content, expected = DAMAGES[case]
@@ -268,6 +269,7 @@ def test_a_hand_written_file_is_read(home, store):
 # --- the commands ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_cli_adds_lists_and_revokes_without_showing_the_secret_again(home):
     added = run_cli(home, "tokens", "add", "portal-a", "--scope", "lookup, verify")
     assert added.returncode == 0, added.stderr
@@ -297,6 +299,7 @@ def test_the_cli_adds_lists_and_revokes_without_showing_the_secret_again(home):
     assert unknown.returncode == 2 and "no token named 'nobody'" in unknown.stderr
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_duplicate_name(home):
     assert run_cli(home, "tokens", "add", "portal-a", "--scope", "issue").returncode == 0
     assert run_cli(home, "tokens", "revoke", "portal-a").returncode == 0
@@ -307,6 +310,7 @@ def test_the_cli_refuses_a_duplicate_name(home):
     assert len(City.open(home).tokens.list()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scope", ["admin", "", "issue,admin", "issue,", "ISSUE"])
 def test_the_cli_refuses_a_bad_scope_and_writes_nothing(home, scope):
     ran = run_cli(home, "tokens", "add", "portal-a", "--scope", scope)
@@ -315,6 +319,7 @@ def test_the_cli_refuses_a_bad_scope_and_writes_nothing(home, scope):
     assert not City.open(home).layout.tokens.exists()
 
 
+@pytest.mark.slow
 def test_list_json_is_the_documented_format(home):
     store = City.open(home).tokens
     store.add("portal-a", ["verify", "issue"], at=T0)

@@ -286,6 +286,7 @@ def test_no_bytes_crash_the_image_pdf_or_bundle_decoders(issued, trust, data):
     assert verify_bundle(data, "00" * 32, at=AT).verdict is Verdict.REJECTED
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=4))
 def test_mutated_genuine_pdfs_are_rejected_never_crash(issued, trust, flips):
