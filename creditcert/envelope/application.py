@@ -89,6 +89,26 @@ def seal_application(application: Application, signer: Signer) -> bytes:
     return sign1(application.to_cbor(), signer)
 
 
+def _distinct_domain_codes(domains: object) -> bool:
+    return (
+        isinstance(domains, list)
+        and 1 <= len(domains) <= MAX_DOMAINS
+        and all(isinstance(d, str) and _DOMAIN.fullmatch(d) for d in domains)
+        and len(set(domains)) == len(domains)
+    )
+
+
+def _times(as_of: object, sent_at: object, bad) -> tuple[date, datetime]:
+    """The day the application asks about and the time it was sent (with its UTC offset)."""
+    try:
+        day, sent = date.fromisoformat(as_of), datetime.fromisoformat(sent_at)
+    except (TypeError, ValueError):
+        raise bad("as_of / sent_at: ISO 8601 day and time expected") from None
+    if sent.utcoffset() is None:
+        raise bad("sent_at: the time needs its UTC offset")
+    return day, sent
+
+
 def read_application(payload: bytes) -> Application:
     """The application in a payload (after its signature verified); DecodeError otherwise."""
 
@@ -112,12 +132,7 @@ def read_application(payload: bytes) -> Application:
         return value
 
     domains = raw["domains"]
-    if (
-        not isinstance(domains, list)
-        or not 1 <= len(domains) <= MAX_DOMAINS
-        or not all(isinstance(d, str) and _DOMAIN.fullmatch(d) for d in domains)
-        or len(set(domains)) != len(domains)
-    ):
+    if not _distinct_domain_codes(domains):
         raise bad(f"domains: 1 to {MAX_DOMAINS} distinct domain codes expected")
     years = raw["years"]
     if isinstance(years, bool) or not isinstance(years, int) or not 1 <= years <= 5:
@@ -127,13 +142,7 @@ def read_application(payload: bytes) -> Application:
     nonce = raw["nonce"]
     if not isinstance(nonce, bytes) or len(nonce) != 16:
         raise bad("nonce: 16 bytes expected")
-    try:
-        as_of = date.fromisoformat(raw["as_of"])
-        sent_at = datetime.fromisoformat(raw["sent_at"])
-    except (TypeError, ValueError):
-        raise bad("as_of / sent_at: ISO 8601 day and time expected") from None
-    if sent_at.utcoffset() is None:
-        raise bad("sent_at: the time needs its UTC offset")
+    as_of, sent_at = _times(raw["as_of"], raw["sent_at"], bad)
     return Application(
         text("from", _CITY),
         text("to", _CITY),

@@ -205,11 +205,8 @@ class TrustStore:
         return ", ".join(i.code for i in self.issuers)
 
 
-def build_trust(
-    keys: KeyStore, partners: PartnerStore, *, at: datetime, registry: Registry | None = None
-) -> TrustStore:
-    """Our own city and every partner whose bundle we hold, as usable at `at`. Every file is read
-    alone: a damaged one sets aside only the key or partner it belongs to."""
+def _own_city(keys: KeyStore, registry: Registry | None) -> tuple[OwnCity, list[Unavailable]]:
+    """Our root and usable signers, and what is damaged among our key files."""
     code = keys.admin_code
     unavailable: list[Unavailable] = []
     root = None
@@ -246,7 +243,15 @@ def build_trust(
             continue
         signers.append(entry.certificate)
         states[entry.kid] = entry.state
-    own = OwnCity(code, root, tuple(signers), registry, states)
+    return OwnCity(code, root, tuple(signers), registry, states), unavailable
+
+
+def build_trust(
+    keys: KeyStore, partners: PartnerStore, *, at: datetime, registry: Registry | None = None
+) -> TrustStore:
+    """Our own city and every partner whose bundle we hold, as usable at `at`. Every file is read
+    alone: a damaged one sets aside only the key or partner it belongs to."""
+    own, unavailable = _own_city(keys, registry)
     found = []
     for stored, agreement, problem in partners.listing(at=at):
         bundle = stored.bundle
