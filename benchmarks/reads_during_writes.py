@@ -102,20 +102,26 @@ def main() -> None:
         [sys.executable, __file__, "--reader", str(home), str(stop), str(out), mode],
         env={**os.environ, "PYTHONPATH": str(HERE.parent)},
     )
-    while not (scratch / "ready").exists():  # the reader's own start-up
-        if child.poll() is not None:
-            sys.exit("the reader died")
-        time.sleep(0.1)
-    time.sleep(2)
-    phases = {"idle": (time.time() - 2, time.time(), "")}
-    phases["ingest"] = cli(home, "ingest", "--domain", "transport", str(export))
-    time.sleep(1)
-    phases["register"] = cli(home, "register", "import", str(register))
-    time.sleep(1)
-    phases["reindex"] = cli(home, "data", "reindex")
-    time.sleep(1)
-    stop.touch()
-    child.wait()
+    try:  # the reader stops with this process, whatever happens to the writers
+        while not (scratch / "ready").exists():  # the reader's own start-up
+            if child.poll() is not None:
+                sys.exit("the reader died")
+            time.sleep(0.1)
+        time.sleep(2)
+        phases = {"idle": (time.time() - 2, time.time(), "")}
+        phases["ingest"] = cli(home, "ingest", "--domain", "transport", str(export))
+        time.sleep(1)
+        phases["register"] = cli(home, "register", "import", str(register))
+        time.sleep(1)
+        phases["reindex"] = cli(home, "data", "reindex")
+        time.sleep(1)
+    finally:
+        stop.touch()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
     done = json.loads(out.read_text())
     result: dict[str, object] = {"mode": mode, "rows": rows}
     for name, (a, b, said) in phases.items():

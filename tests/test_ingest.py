@@ -3,14 +3,22 @@ import json
 from datetime import date, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from creditcert import lookup as records
 from creditcert.cli.app import app
 from creditcert.data import sample
+from creditcert.data.generation import parquet_rows
 from creditcert.data.ingest import ingest_file
-from creditcert.data.store import Store, dataset_path, read_file_id
+from creditcert.data.store import (
+    Store,
+    current_generation,
+    dataset_path,
+    generation_path,
+    read_file_id,
+)
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
 
@@ -249,3 +257,24 @@ def test_running_out_of_memory_is_one_line_and_loses_nothing(fresh_city, tmp_pat
     assert len(done.output.strip().splitlines()) == 1 and "Traceback" not in done.output
     with Store(fresh_city.settings.data_dir, fresh_city.settings.catalog) as store:
         assert store.dataset_info(transport).rows == before
+
+
+def test_the_index_takes_in_exactly_the_ingested_rows_and_no_scratch_is_left(fresh_city, tmp_path):
+    """The new rows reach the index as a file it patches from (however many there are), not as
+    the whole rewritten dataset; the file goes when the ingest ends."""
+    s = fresh_city.settings
+    before = parquet_rows(dataset_path(s.data_dir, "market-regulation"))
+    path = tmp_path / "export.csv"
+    export(fresh_city, path, rows=300, bad=0)
+    assert run(fresh_city, path).accepted == 300
+    generation = generation_path(s.data_dir, current_generation(s.data_dir))
+    con = duckdb.connect(str(generation), read_only=True)
+    try:
+        [(dirty,)] = con.execute("SELECT dirty_rows FROM meta").fetchall()
+        [(indexed_rows,)] = con.execute(
+            "SELECT count(*) FROM records WHERE dataset = 'market-regulation'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert dirty == 300 and indexed_rows == before + 300
+    assert not (s.data_dir / ".spill").exists()

@@ -48,6 +48,15 @@ class Source:
     file_id: str
 
 
+# Rows a writer changed, handed to the index: in memory, or, when more than memory should hold
+# (an ingest), a Parquet file the writer keeps until it has published, which DuckDB reads itself.
+ChangedRows = pa.Table | Path
+
+
+def row_count(rows: ChangedRows) -> int:
+    return rows.num_rows if isinstance(rows, pa.Table) else parquet_rows(rows)
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """A source whose file differs from the published generation's. `rows` (optional) are the
@@ -55,7 +64,7 @@ class Change:
     the generation holds exactly the file those rows were added to."""
 
     source: Source
-    rows: pa.Table | None = None
+    rows: ChangedRows | None = None
 
 
 def read_cutoff(path: Path, *, required: bool = True) -> datetime | None:
@@ -248,9 +257,11 @@ def _count(con, key: str) -> int:
     return con.execute("SELECT count(*) FROM records WHERE dataset = ?", [key]).fetchall()[0][0]
 
 
-def _apply_rows(con, key: str, rows: pa.Table) -> int:
+def _apply_rows(con, key: str, rows: ChangedRows) -> int:
     """Replace rows by their key (record id, or credit code for the register) and add new ones."""
-    con.register("changed_rows", rows)
+    con.register(
+        "changed_rows", rows if isinstance(rows, pa.Table) else con.read_parquet(str(rows))
+    )
     try:
         if key == SUBJECTS_KEY:
             [(deleted,)] = con.execute(
@@ -273,7 +284,7 @@ def _apply_rows(con, key: str, rows: pa.Table) -> int:
             ).fetchall()
     finally:
         con.unregister("changed_rows")
-    return deleted + rows.num_rows
+    return deleted + row_count(rows)
 
 
 def _replace_whole(con, source: Source) -> int:

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Protocol
 
 import duckdb
-import pyarrow as pa
 
 from creditcert import files
 from creditcert.data.generation import (
     Change,
+    ChangedRows,
     Source,
     apply_changes,
     build_full,
@@ -50,6 +50,7 @@ from creditcert.data.generation import (
     indexed,
     parquet_rows,
     read_cutoff,
+    row_count,
 )
 from creditcert.data.staging import bounded, file_metadata, stage_parquet
 from creditcert.data.store import (
@@ -152,7 +153,7 @@ def recover(data_dir: Path) -> list[Path]:
             if path.name not in keep and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
-    shutil.rmtree(data_dir / ".spill", ignore_errors=True)
+    shutil.rmtree(data_dir / ".spill", ignore_errors=True)  # Writer.scratch
     return removed
 
 
@@ -164,7 +165,7 @@ class _Staged:
     source: Source
     tmp: Path
     replaces: str | None  # id of the file it replaces
-    rows: pa.Table | None  # the rows new or changed against that file, when the caller knows
+    rows: ChangedRows | None  # the rows new or changed against that file, when the caller knows
 
 
 class WriterBusy(DataError):
@@ -222,6 +223,9 @@ class Writer:
         self.generation: int | None = None
         self._staged: dict[str, _Staged] = {}
         self._installed: dict[str, _Staged] = {}
+        # DuckDB's spill files and files handed to the index (changed rows), removed when the
+        # writer ends, after it published; a crashed writer's go with the next one's recover().
+        self.scratch = data_dir / ".spill"
 
     def stage(
         self,
@@ -231,7 +235,7 @@ class Writer:
         params: Sequence[object] | Mapping[str, object],
         *,
         data_cutoff: datetime | None,
-        changed_rows: pa.Table | None = None,
+        changed_rows: ChangedRows | None = None,
     ) -> int:
         """Write the new version of a dataset (key: its name) or of the register (SUBJECTS_KEY)
         under a temporary name; it takes the real name when the writer ends. `changed_rows` are
@@ -248,7 +252,7 @@ class Writer:
         key: str,
         write: Callable[[Path, dict[str, str]], int],
         data_cutoff: datetime | None,
-        changed_rows: pa.Table | None,
+        changed_rows: ChangedRows | None,
     ) -> int:
         path = source_path(self.data_dir, key)
         replaces = read_file_id(path) if path.exists() else None
@@ -266,7 +270,7 @@ class Writer:
         file_id: str,
         *,
         replaces: str | None = None,
-        changed_rows: pa.Table | None = None,
+        changed_rows: ChangedRows | None = None,
     ) -> None:
         """Stage a complete file written elsewhere (a download) under its temporary name `tmp`
         (files.temp_path of `path`), keeping the id its metadata carries. `key` is a dataset, the
@@ -387,7 +391,7 @@ class Writer:
                 rows = hint.rows if own and hint is not None else None
                 changes.append(Change(source, rows))
                 if key != SUBJECTS_KEY:
-                    estimate += rows.num_rows if rows is not None else parquet_rows(source.path)
+                    estimate += row_count(rows) if rows is not None else parquet_rows(source.path)
             removed = [k for k in known if k not in on_disk]
             if not changes and not removed and not self.rebuild:
                 assert current is not None
@@ -474,20 +478,23 @@ def writing(
             ) from None
         writer = Writer(data_dir, catalog, command, rebuild, sync)
         try:
-            if sync is not None:
-                sync.pull(writer)
-            yield writer
-        except BaseException:
-            writer.discard()
-            raise
-        try:
-            writer.publish()
-        except OSError as exc:
-            writer.discard()
-            raise DataError(
-                f"{data_dir}: cannot write ({exc.strerror}: {exc.filename}); the previous data "
-                "still answers; run the command again once that is fixed"
-            ) from None
+            try:
+                if sync is not None:
+                    sync.pull(writer)
+                yield writer
+            except BaseException:
+                writer.discard()
+                raise
+            try:
+                writer.publish()
+            except OSError as exc:
+                writer.discard()
+                raise DataError(
+                    f"{data_dir}: cannot write ({exc.strerror}: {exc.filename}); the previous "
+                    "data still answers; run the command again once that is fixed"
+                ) from None
+        finally:
+            shutil.rmtree(writer.scratch, ignore_errors=True)
 
 
 def rebuild_index(data_dir: Path, catalog: Catalog, *, sync: Sync | None = None) -> int:

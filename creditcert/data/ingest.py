@@ -36,7 +36,7 @@ from creditcert.data.exports import (
 )
 from creditcert.data.index import Sync, Writer, writing
 from creditcert.data.schema import RECORD_ARROW_SCHEMA, RECORD_COLUMNS, select_list
-from creditcert.data.staging import bounded
+from creditcert.data.staging import bounded, stage_parquet
 from creditcert.data.store import dataset_path, subjects_path
 from creditcert.errors import DataError, IngestError
 from creditcert.model.clock import SHANGHAI
@@ -547,12 +547,6 @@ _INCOMING = pa.schema(
 _INCOMING_COLUMNS = (*RECORD_COLUMNS, ("row_no", "BIGINT"), ("legacy_code", "BOOLEAN"))
 
 
-# New and corrected rows up to this many are handed to the index as Arrow, so that it patches
-# exactly them; more would be held in memory for a patch the index does not take (it rebuilds
-# past COMPACT_SHARE of its records), and it takes the dataset in whole instead.
-PATCH_ROWS = 65_536
-
-
 def _merge(con, target: Path, now: datetime, writer: Writer, domain: Domain) -> None:
     """Rewrite the dataset with the new and corrected rows (sorted; a corrected record's old row
     leaves as its new one arrives); the writer installs it and publishes the index when
@@ -560,17 +554,16 @@ def _merge(con, target: Path, now: datetime, writer: Writer, domain: Domain) -> 
     fit in its memory (one table sorted: a sort over a UNION of the old and new rows ran out of
     memory at DuckDB's cap where this does not)."""
     cols = select_list(RECORD_COLUMNS)
-    [(n,)] = con.execute(
+    con.execute(
         f"CREATE TEMP TABLE merged AS SELECT {cols} FROM incoming "
         "WHERE verdict IN ('new', 'updated')"
     ).fetchall()
     for drop in ("VIEW incoming", "TABLE verdicts", "TABLE incoming_all", "TABLE existing"):
         con.execute(f"DROP {drop}").fetchall()  # their memory is the sort's
-    changed = (
-        con.sql("SELECT * FROM merged ORDER BY credit_code, record_id").to_arrow_table()
-        if n <= PATCH_ROWS
-        else None
-    )
+    # The index patches exactly these rows (or rebuilds, past COMPACT_SHARE of its records):
+    # written to a file DuckDB reads, so that a million of them need no memory.
+    changed = writer.scratch / f"changed-{domain.dataset}.parquet"
+    stage_parquet(con, "SELECT * FROM merged", {}, changed, {})
     if target.exists():
         con.execute(
             f"INSERT INTO merged SELECT {cols} FROM read_parquet($old) "
