@@ -19,9 +19,10 @@ from creditcert.data.schema import CUTOFF_KEY, ROW_GROUP_SIZE
 from creditcert.data.store import FILE_ID_KEY
 
 # Writers cap DuckDB's memory and spill to disk beyond it (DuckDB's default is 80 % of RAM), so
-# that an ingest of 1 M rows stays under 1 GiB in all (benchmarks/README.md). Every writer's
-# large query is one DuckDB spills: COPY writes sorted files, sorts read a single table.
-WRITER_MEMORY = "512MB"
+# that an ingest of 1 M rows stays under 1 GiB in all (benchmarks/README.md: at 512 MB, 1 M rows
+# into the 10 M-record city peaked at 1,008-1,025 MiB, at 448 MB 960 MiB). Every writer's large
+# query is one DuckDB spills: COPY writes sorted files, sorts read a single table.
+WRITER_MEMORY = "448MB"
 
 
 def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
