@@ -52,7 +52,7 @@ from creditcert.data.generation import (
     read_cutoff,
     row_count,
 )
-from creditcert.data.staging import bounded, file_metadata, stage_parquet
+from creditcert.data.staging import bounded, file_metadata, scratch_dir, stage_parquet
 from creditcert.data.store import (
     CURRENT_NAME,
     JOURNAL_NAME,
@@ -153,7 +153,7 @@ def recover(data_dir: Path) -> list[Path]:
             if path.name not in keep and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
-    shutil.rmtree(data_dir / ".spill", ignore_errors=True)  # Writer.scratch
+    shutil.rmtree(scratch_dir(data_dir), ignore_errors=True)
     return removed
 
 
@@ -223,9 +223,7 @@ class Writer:
         self.generation: int | None = None
         self._staged: dict[str, _Staged] = {}
         self._installed: dict[str, _Staged] = {}
-        # DuckDB's spill files and files handed to the index (changed rows), removed when the
-        # writer ends, after it published; a crashed writer's go with the next one's recover().
-        self.scratch = data_dir / ".spill"
+        self.scratch = scratch_dir(data_dir)
 
     def stage(
         self,
@@ -329,7 +327,7 @@ class Writer:
         ids = {k: read_file_id(source_path(self.data_dir, k)) for k in keys}
         unstamped = [k for k in keys if ids[k] is None]
         if unstamped:
-            con = bounded(duckdb.connect(), self.data_dir / ".spill")
+            con = bounded(duckdb.connect(), self.scratch)
             try:
                 for key in unstamped:
                     self._stamp(con, key)
@@ -416,7 +414,7 @@ class Writer:
         try:
             if not full:
                 shutil.copyfile(generation_path(self.data_dir, current), tmp)
-            con = bounded(duckdb.connect(str(tmp)), self.data_dir / ".spill")
+            con = bounded(duckdb.connect(str(tmp)), self.scratch)
             try:
                 if full:
                     build_full(con, subjects, datasets, new)

@@ -261,7 +261,7 @@ def ingest_file(
     rules = _Rules(fields, domain, default_kind, now.astimezone(SHANGHAI).date())
     with writing(data_dir, catalog, "ingest", sync=sync) as writer:
         _need(register)
-        con = bounded(duckdb.connect(), data_dir / ".spill")
+        con = bounded(duckdb.connect(), writer.scratch)
         _load_known(con, register, target)
         attempts = batches.sources(path, enc, header)
         source = next(attempts)

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from creditcert import files
 from creditcert.config import ObjectStore
@@ -45,7 +44,7 @@ from creditcert.data.bucket import Bucket, Fetched
 from creditcert.data.generation import parquet_rows
 from creditcert.data.index import Writer, WriterBusy, writing
 from creditcert.data.manifest import Entry, Manifest
-from creditcert.data.staging import bounded
+from creditcert.data.staging import bounded, stage_parquet
 from creditcert.data.store import (
     SUBJECTS_KEY,
     SUBJECTS_NAME,
@@ -205,7 +204,7 @@ class Mirror:
                 path, key = self.data_dir / e.path, _relative_key(e.path)
                 old = _local_id(path)
                 changed = (
-                    _changed_rows(path, tmps[e.path], self.data_dir)
+                    _changed_rows(path, tmps[e.path], writer.scratch / f"changed-{key}.parquet")
                     if old and key in indexed
                     else None
                 )
@@ -345,17 +344,22 @@ def _local_id(path: Path) -> str | None:
         return None
 
 
-def _changed_rows(old: Path, new: Path, data_dir: Path) -> pa.Table | None:
-    """The rows of `new` that `old` does not hold as they are (added, or corrected): the local
-    index then patches only these, as after a local ingest, instead of taking in the whole
-    file (which past 50 000 rows means rebuilding the whole index). Rows `old` has and `new`
-    lacks are not listed; the index's row count check then takes in the whole file."""
-    con = bounded(duckdb.connect(), data_dir / ".spill")
+def _changed_rows(old: Path, new: Path, out: Path) -> Path | None:
+    """The rows of `new` that `old` does not hold as they are (added, or corrected), written to
+    `out` in the writer's scratch: the local index then patches only these, as after a local
+    ingest, instead of taking in the whole file (which past 50 000 rows means rebuilding the
+    whole index). Rows `old` has and `new` lacks are not listed; the index's row count check
+    then takes in the whole file."""
+    con = bounded(duckdb.connect(), out.parent)
     try:
-        return con.sql(
+        stage_parquet(
+            con,
             "SELECT * FROM read_parquet(?) EXCEPT ALL SELECT * FROM read_parquet(?)",
-            params=[str(new), str(old)],
-        ).to_arrow_table()
+            [str(new), str(old)],
+            out,
+            {},
+        )
+        return out
     except duckdb.Error:
         return None  # the whole file, then
     finally:

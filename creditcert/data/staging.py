@@ -25,6 +25,12 @@ from creditcert.data.store import FILE_ID_KEY
 WRITER_MEMORY = "448MB"
 
 
+def scratch_dir(data_dir: Path) -> Path:
+    """Writers' scratch space: DuckDB's spill files and the changed rows a writer hands the index.
+    Emptied when a writer ends (index.writing) and, after a crash, when the next starts."""
+    return data_dir / ".spill"
+
+
 def bounded(con: duckdb.DuckDBPyConnection, spill_dir: Path) -> duckdb.DuckDBPyConnection:
     """Cap a writing connection's memory; what does not fit spills under spill_dir."""
     spill_dir.mkdir(parents=True, exist_ok=True)

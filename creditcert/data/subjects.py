@@ -150,7 +150,7 @@ def import_register(
 
     target = subjects_path(data_dir)
     with writing(data_dir, catalog, "register", sync=sync) as writer:
-        con = bounded(duckdb.connect(), data_dir / ".spill")
+        con = bounded(duckdb.connect(), writer.scratch)
         con.register("incoming", pa.Table.from_pylist(good, schema=SUBJECT_ARROW_SCHEMA))
         cols = select_list(SUBJECT_COLUMNS)
         old = (
